@@ -1,0 +1,1 @@
+"""Keras layers (tf_keras), one public layer per module."""
