@@ -1,0 +1,127 @@
+"""What every benchmark shares: timing, peak memory in a child process, the table and the JSON.
+
+Peak memory is measured as the peak resident set size of a fresh child process that runs one
+case, minus the same process's resident size just before the case starts (TensorFlow's import and
+the inputs are thus not counted). Each case gets its own process so that one case's peak cannot
+hide another's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def time_call(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 5) -> dict:
+    """Runs ``fn`` ``warmup`` times, then times ``repeats`` calls; returns ms statistics."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": min(times),
+        "mean_ms": statistics.fmean(times),
+        "repeats": repeats,
+    }
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _child(target: str, kwargs: dict, queue) -> None:
+    try:
+        module_name, func_name = target.split(":")
+        func = getattr(importlib.import_module(module_name), func_name)
+        # The target calls `mark_baseline()` once its inputs exist; by default, now.
+        os.environ["_TFSR_BENCH_BASELINE_MB"] = str(_rss_mb())
+        result = func(**kwargs) or {}
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KB -> MB
+        base = float(os.environ["_TFSR_BENCH_BASELINE_MB"])
+        result.update(peak_rss_mb=peak, peak_mb=max(peak - base, 0.0), baseline_rss_mb=base)
+        queue.put(("ok", result))
+    except BaseException as e:  # noqa: BLE001 - the parent reports every failure
+        queue.put(("error", f"{type(e).__name__}: {e}"))
+
+
+def mark_baseline() -> None:
+    """Called inside a case once its inputs are built: memory up to here is not counted."""
+    os.environ["_TFSR_BENCH_BASELINE_MB"] = str(_rss_mb())
+
+
+def run_isolated(target: str, timeout_s: float = 1800, **kwargs) -> dict:
+    """Runs ``module:function(**kwargs)`` in a fresh process; returns its dict plus peak memory.
+
+    On failure (an exception, or the process killed, for example out of memory) the dict has an
+    ``error`` key instead, so a benchmark can show where a baseline stops.
+    """
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(target, kwargs, queue))
+    proc.start()
+    proc.join(timeout_s)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+        return {"error": f"timed out after {timeout_s:.0f} s"}
+    if queue.empty():
+        return {"error": f"process died (exit code {proc.exitcode}; out of memory?)"}
+    status, payload = queue.get()
+    return payload if status == "ok" else {"error": payload}
+
+
+def machine_info() -> dict:
+    import tensorflow as tf
+
+    return {
+        "python": sys.version.split()[0],
+        "tensorflow": tf.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def print_table(rows: Sequence[dict], columns: Sequence[str]) -> None:
+    """Prints rows as an aligned text table; floats with 4 significant digits."""
+
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "-" if v is None else str(v)
+
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(row, widths)))
+
+
+def write_results(name: str, summary: dict, rows: Sequence[dict]) -> str:
+    """Writes ``benchmarks/results/NAME.json`` atomically: summary keys at top level, plus rows."""
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, f"{name}.json")
+    payload = {"benchmark": name, **summary, "machine": machine_info(), "rows": list(rows)}
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=False)
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+    return path
