@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from tfsr.training.config import (
+    ConfigMismatchError,
+    TrainConfig,
+    check_resumable,
+    load_saved_config,
+)
+from tfsr.training.schedules import WarmupSchedule
+
+
+def test_config_round_trip(tmp_path):
+    config = TrainConfig(model="sesr_m3", scale=4, steps=10, out_dir=str(tmp_path))
+    config.save(str(tmp_path))
+    assert load_saved_config(str(tmp_path)) == config
+    assert load_saved_config(str(tmp_path / "nothing")) is None
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("steps", 0, "steps must be positive, got 0"),
+        ("loss", "l3", "loss must be l1 or l2, got 'l3'"),
+        ("strategy", "tpu", "strategy must be default, mirrored or multi_worker"),
+        ("patch_size", 2, "patch_size must be at least 4, got 2"),
+        ("lr_schedule", "linear", "lr_schedule must be constant, cosine or step"),
+    ],
+)
+def test_config_rejects_bad_values(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**{field: value})
+
+
+def test_resume_with_other_architecture_is_an_error():
+    saved = TrainConfig(model="sesr_m5", scale=2)
+    with pytest.raises(ConfigMismatchError, match=r"scale: checkpoint has 2, requested 4"):
+        check_resumable(saved, TrainConfig(model="sesr_m5", scale=4))
+    with pytest.raises(ConfigMismatchError, match=r"model: checkpoint has 'sesr_m5'"):
+        check_resumable(saved, TrainConfig(model="sesr_xl", scale=2))
+
+
+def test_resume_with_more_steps_is_allowed_and_reported():
+    notes = check_resumable(TrainConfig(steps=100), TrainConfig(steps=200))
+    assert notes == ["steps changed from 100 to 200"]
+
+
+def test_schedules():
+    cos = WarmupSchedule(1.0, total_steps=110, warmup_steps=10, kind="cosine", final_fraction=0.0)
+    values = np.array([float(cos(s)) for s in range(111)])
+    np.testing.assert_allclose(values[:10], (np.arange(10) + 1) / 10, rtol=1e-6)
+    assert values[10] == pytest.approx(1.0)
+    assert values[60] == pytest.approx(0.5, abs=1e-6)
+    assert values[110] == pytest.approx(0.0, abs=1e-6)
+    step = WarmupSchedule(2.0, total_steps=100, kind="step")
+    assert [float(step(s)) for s in (0, 49, 50, 74, 75, 99)] == [2.0, 2.0, 1.0, 1.0, 0.5, 0.5]
+    assert WarmupSchedule.from_config(cos.get_config()).get_config() == cos.get_config()
+    with pytest.raises(ValueError, match="schedule kind must be"):
+        WarmupSchedule(1.0, 10, kind="exp")

@@ -1,0 +1,70 @@
+"""Trainable model names (the values of ``train.py --model``) and how to build each.
+
+A :class:`ModelSpec` says how to build a model for a scale and how to turn the trained model into
+its inference form. Model families add their names with :func:`register_model`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import tf_keras as keras
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one trainable model.
+
+    Attributes:
+        name: the ``--model`` value.
+        build: ``build(scale=..., activation=...) -> keras.Model`` for training.
+        to_inference: turns the trained model into its deployable form (for SESR: collapsed
+            plain convolutions); identity when None.
+        description: one line for ``--help``.
+    """
+
+    name: str
+    build: Callable[..., keras.Model]
+    to_inference: Callable[[keras.Model], keras.Model] | None = None
+    description: str = ""
+
+    def inference_model(self, model: keras.Model) -> keras.Model:
+        return self.to_inference(model) if self.to_inference is not None else model
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> None:
+    _MODELS[spec.name] = spec
+
+
+def _register_builtin() -> None:
+    from tfsr.models import sesr
+
+    for variant in sesr.SESR_CONFIGS:
+        register_model(
+            ModelSpec(
+                name=f"sesr_{variant}",
+                build=lambda scale, activation="prelu", _v=variant, **kw: sesr.sesr_model(
+                    _v, scale=scale, activation=activation, **kw
+                ),
+                to_inference=sesr.collapse_model,
+                description=f"SESR-{variant.upper()} (collapsible linear blocks)",
+            )
+        )
+
+
+def model_names() -> list[str]:
+    if not _MODELS:
+        _register_builtin()
+    return sorted(_MODELS)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The spec registered under ``name``; ValueError listing the known names otherwise."""
+    names = model_names()
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(names)}")
+    return _MODELS[name]

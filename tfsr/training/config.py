@@ -1,0 +1,170 @@
+"""Training configuration: one dataclass, saved beside the checkpoints, checked on resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+
+# Fields that decide the variables in a checkpoint (model architecture, optimizer wrapping). A
+# checkpoint written under other values cannot be resumed: `check_resumable` raises.
+ARCHITECTURE_FIELDS = ("model", "scale", "activation", "mixed_precision")
+# Fields that decide what the run computes from here on; changing them on resume is allowed
+# (for example to train longer) but reported.
+RUN_FIELDS = (
+    "train_data",
+    "batch_size",
+    "patch_size",
+    "lr",
+    "lr_schedule",
+    "loss",
+    "seed",
+    "steps",
+)
+
+CONFIG_FILENAME = "train_config.json"
+
+
+class ConfigMismatchError(ValueError):
+    """An ``out_dir`` holds a checkpoint of a different configuration."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. ``python train.py --helpfull`` documents the flags.
+
+    Attributes:
+        model: model name from ``tfsr.models.model_names()`` (for example ``"sesr_m5"``).
+        scale: upscaling factor.
+        train_data: ``"embedded"`` (photos bundled with scikit-image), ``"div2k"`` (tfds, needs
+            internet) or an image folder.
+        val_data: evaluation folder (``HR/`` + ``LR_bicubic/`` or HR images); empty means a few
+            held-out images of ``train_data``.
+        steps: optimisation steps in total (a resumed run continues up to this number).
+        batch_size: patches per step (global, over all replicas).
+        patch_size: LR patch side in pixels (the HR patch is ``patch_size * scale``).
+        lr: peak learning rate.
+        lr_schedule: ``"constant"``, ``"cosine"`` (to 1% of ``lr``) or ``"step"`` (halve at 50%
+            and 75% of the steps); all with a linear warm-up over ``warmup_steps``.
+        warmup_steps: linear warm-up length.
+        loss: ``"l1"`` or ``"l2"``.
+        activation: ``"prelu"`` or ``"relu"`` (ReLU for int8 deployment).
+        init_from: a checkpoint folder or saved model whose compatible weights start this run
+            (for example x4 from x2).
+        out_dir: where checkpoints, TensorBoard logs and the final models go.
+        strategy: ``"default"``, ``"mirrored"`` or ``"multi_worker"`` (tf.distribute).
+        seed: seeds the weights and the data order.
+        mixed_precision: compute in float16 (GPU) or bfloat16 (CPU), variables in float32.
+        checkpoint_every: steps between checkpoints (a SIGKILL loses at most this many).
+        val_every: steps between validation PSNR measurements (0: only at the end).
+        keep_checkpoints: how many checkpoints to keep.
+    """
+
+    model: str = "sesr_m5"
+    scale: int = 2
+    train_data: str = "embedded"
+    val_data: str = ""
+    steps: int = 2000
+    batch_size: int = 16
+    patch_size: int = 48
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 100
+    loss: str = "l1"
+    activation: str = "prelu"
+    init_from: str = ""
+    out_dir: str = "runs/sesr_m5_x2"
+    strategy: str = "default"
+    seed: int = 0
+    mixed_precision: bool = False
+    checkpoint_every: int = 250
+    val_every: int = 500
+    keep_checkpoints: int = 3
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first bad value."""
+        checks = [
+            (self.scale >= 1, f"scale must be >= 1, got {self.scale}"),
+            (self.steps > 0, f"steps must be positive, got {self.steps}"),
+            (self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}"),
+            (self.patch_size >= 4, f"patch_size must be at least 4, got {self.patch_size}"),
+            (self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (
+                self.lr_schedule in ("constant", "cosine", "step"),
+                f"lr_schedule must be constant, cosine or step, got {self.lr_schedule!r}",
+            ),
+            (self.loss in ("l1", "l2"), f"loss must be l1 or l2, got {self.loss!r}"),
+            (
+                self.activation in ("prelu", "relu"),
+                f"activation must be prelu or relu, got {self.activation!r}",
+            ),
+            (
+                self.strategy in ("default", "mirrored", "multi_worker"),
+                f"strategy must be default, mirrored or multi_worker, got {self.strategy!r}",
+            ),
+            (self.checkpoint_every > 0, "checkpoint_every must be positive"),
+            (self.val_every >= 0, "val_every must be >= 0"),
+            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+            (self.keep_checkpoints > 0, "keep_checkpoints must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def save(self, out_dir: str) -> None:
+        """Writes ``train_config.json`` into ``out_dir`` atomically."""
+        os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, CONFIG_FILENAME)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+
+
+def load_saved_config(out_dir: str) -> TrainConfig | None:
+    """The configuration saved in ``out_dir``, or None for a new run."""
+    path = os.path.join(out_dir, CONFIG_FILENAME)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return TrainConfig.from_dict(json.load(f))
+
+
+def check_resumable(saved: TrainConfig, requested: TrainConfig) -> list[str]:
+    """Compares a saved configuration with the requested one before resuming.
+
+    Returns:
+        Human-readable notes on changed run fields (allowed).
+
+    Raises:
+        ConfigMismatchError: an architecture field differs; the message names every such field.
+    """
+    bad = [
+        f"{name}: checkpoint has {getattr(saved, name)!r}, requested {getattr(requested, name)!r}"
+        for name in ARCHITECTURE_FIELDS
+        if getattr(saved, name) != getattr(requested, name)
+    ]
+    if bad:
+        raise ConfigMismatchError(
+            f"{requested.out_dir} holds a checkpoint of a different configuration ("
+            + "; ".join(bad)
+            + "). Use another --out_dir, or the same values to resume."
+        )
+    return [
+        f"{name} changed from {getattr(saved, name)!r} to {getattr(requested, name)!r}"
+        for name in RUN_FIELDS
+        if getattr(saved, name) != getattr(requested, name)
+    ]

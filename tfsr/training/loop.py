@@ -1,0 +1,271 @@
+"""The training loop behind ``train.py``: checkpoints, resume, validation, final evaluation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from tqdm.auto import tqdm
+
+from tfsr.models.registry import get_model_spec
+from tfsr.training.config import (
+    ConfigMismatchError,
+    TrainConfig,
+    check_resumable,
+    load_saved_config,
+)
+from tfsr.training.schedules import WarmupSchedule
+from tfsr.training.signals import StopRequest
+
+log = logging.getLogger("tfsr.training")
+
+INFERENCE_MODEL_FILENAME = "model.keras"
+RESULTS_FILENAME = "results.json"
+
+
+@dataclass
+class TrainResult:
+    """What a call of :func:`train` did."""
+
+    step: int
+    completed: bool
+    stopped_by: str | None = None
+    resumed_from: int = 0
+    inference_model_path: str | None = None
+    metrics: dict = field(default_factory=dict)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy for ``--strategy``."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"strategy must be default, mirrored or multi_worker, got {name!r}")
+
+
+def _set_precision(enabled: bool) -> None:
+    if not enabled:
+        keras.mixed_precision.set_global_policy("float32")
+        return
+    policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    keras.mixed_precision.set_global_policy(policy)
+
+
+def _loss_fn(name: str):
+    if name == "l1":
+        return lambda hr, sr: tf.reduce_mean(tf.abs(hr - sr))
+    return lambda hr, sr: tf.reduce_mean(tf.square(hr - sr))
+
+
+def _load_init_weights(model: keras.Model, source: str) -> None:
+    """Starts ``model`` from the compatible weights of a run folder or a saved model."""
+    from tfsr.models.sesr import init_from
+
+    if os.path.isdir(source) and os.path.exists(os.path.join(source, INFERENCE_MODEL_FILENAME)):
+        saved = load_saved_config(source)
+        if saved is None:
+            raise ValueError(f"--init_from={source}: no train_config.json in that folder")
+        spec = get_model_spec(saved.model)
+        donor = spec.build(scale=saved.scale, activation=saved.activation)
+        ckpt_dir = os.path.join(source, "checkpoints")
+        latest = tf.train.latest_checkpoint(ckpt_dir)
+        if latest is None:
+            raise ValueError(f"--init_from={source}: no checkpoint in {ckpt_dir}")
+        tf.train.Checkpoint(model=donor).restore(latest).expect_partial()
+    elif os.path.exists(source):
+        donor = keras.models.load_model(source, compile=False)
+    else:
+        raise FileNotFoundError(f"--init_from={source}: no such file or folder")
+    init_from(model, donor)
+
+
+class Trainer:
+    """Builds model, optimizer, data and checkpoint for a config, then runs steps.
+
+    Split from :func:`train` so tests can drive single pieces (resume, mismatch errors).
+    """
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.spec = get_model_spec(config.model)
+        self.ckpt_dir = os.path.join(config.out_dir, "checkpoints")
+        saved = load_saved_config(config.out_dir)
+        self.notes = check_resumable(saved, config) if saved is not None else []
+
+        _set_precision(config.mixed_precision)
+        keras.utils.set_random_seed(config.seed)
+        self.strategy = make_strategy(config.strategy)
+        with self.strategy.scope():
+            self.model = self.spec.build(scale=config.scale, activation=config.activation)
+            schedule = WarmupSchedule(
+                config.lr, config.steps, config.warmup_steps, kind=config.lr_schedule
+            )
+            optimizer = keras.optimizers.Adam(learning_rate=schedule, amsgrad=True)
+            if config.mixed_precision and keras.mixed_precision.global_policy().name.endswith(
+                "float16"
+            ):
+                optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+            self.optimizer = optimizer
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, step=self.step
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.ckpt_dir, max_to_keep=config.keep_checkpoints
+        )
+        self.resumed_from = self._restore_or_init()
+        config.save(config.out_dir)
+
+    def _restore_or_init(self) -> int:
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            if self.config.init_from:
+                _load_init_weights(self.model, self.config.init_from)
+            return 0
+        try:
+            status = self.checkpoint.restore(latest)
+            status.assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
+            raise ConfigMismatchError(
+                f"checkpoint {latest} does not match model {self.config.model!r} at scale "
+                f"{self.config.scale}: {str(e).splitlines()[0]}"
+            ) from e
+        return int(self.step.numpy())
+
+    def save_checkpoint(self) -> str:
+        """Writes a checkpoint for the current step (TF writes it under a temporary name and
+        renames; the ``checkpoint`` index file is replaced atomically)."""
+        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def dataset(self) -> tf.data.Dataset:
+        """Training batches from the current step on (the order resumes where it stopped)."""
+        from tfsr.training.data import training_dataset
+
+        return training_dataset(self.config, start_step=int(self.step.numpy()))
+
+    def make_train_step(self):
+        loss_fn = _loss_fn(self.config.loss)
+        model, optimizer, strategy = self.model, self.optimizer, self.strategy
+        replicas = strategy.num_replicas_in_sync
+        scaled = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
+
+        def replica_step(lr, hr):
+            with tf.GradientTape() as tape:
+                sr = tf.cast(model(lr, training=True), tf.float32)
+                loss = loss_fn(hr, sr) / replicas
+                scaled_loss = optimizer.get_scaled_loss(loss) if scaled else loss
+            grads = tape.gradient(scaled_loss, model.trainable_variables)
+            if scaled:
+                grads = optimizer.get_unscaled_gradients(grads)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+
+        @tf.function
+        def train_step(batch):
+            lr, hr = batch
+            per_replica = strategy.run(replica_step, args=(lr, hr))
+            self.step.assign_add(1)
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+        return train_step
+
+    def validate(self) -> dict:
+        """Mean PSNR/SSIM of the current model on the validation data (inference form)."""
+        from tfsr.training.data import validation_metrics
+
+        return validation_metrics(self.spec.inference_model(self.model), self.config)
+
+
+def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
+    """Trains (or resumes) the run in ``config.out_dir`` up to ``config.steps`` steps.
+
+    Writes checkpoints every ``checkpoint_every`` steps and on SIGINT/SIGTERM, TensorBoard logs in
+    ``out_dir/logs``, and at the end the inference model ``out_dir/model.keras`` and
+    ``out_dir/results.json`` (validation PSNR/SSIM of the model and of bicubic).
+    """
+    trainer = Trainer(config)
+    for note in trainer.notes:
+        log.warning("resuming %s: %s", config.out_dir, note)
+    start = trainer.resumed_from
+    if start:
+        print(f"Resuming {config.out_dir} from step {start}")
+    result = TrainResult(step=start, completed=False, resumed_from=start)
+    writer = tf.summary.create_file_writer(os.path.join(config.out_dir, "logs"))
+
+    if start < config.steps:
+        batches = iter(trainer.strategy.experimental_distribute_dataset(trainer.dataset()))
+        train_step = trainer.make_train_step()
+        bar = tqdm(
+            total=config.steps,
+            initial=start,
+            desc=f"{config.model} x{config.scale}",
+            unit="step",
+            disable=not progress,
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
+        window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
+        with StopRequest() as stop, writer.as_default():
+            while int(trainer.step.numpy()) < config.steps:
+                loss = float(train_step(next(batches)))
+                step = int(trainer.step.numpy())
+                bar.update(1)
+                window_steps += 1
+                loss_sum += loss
+                if not np.isfinite(loss):
+                    trainer.save_checkpoint()
+                    raise FloatingPointError(
+                        f"loss became {loss} at step {step}; the last checkpoint is kept, "
+                        "try a lower --lr"
+                    )
+                if window_steps >= 20 or step == config.steps:
+                    elapsed = max(time.perf_counter() - window_start, 1e-9)
+                    rate = window_steps * config.batch_size / elapsed
+                    bar.set_postfix(loss=f"{loss_sum / window_steps:.4f}", img_s=f"{rate:.0f}")
+                    tf.summary.scalar("train/loss", loss_sum / window_steps, step=step)
+                    tf.summary.scalar("train/images_per_s", rate, step=step)
+                    window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
+                if step % config.checkpoint_every == 0:
+                    trainer.save_checkpoint()
+                if config.val_every and step % config.val_every == 0 and step < config.steps:
+                    metrics = trainer.validate()
+                    tf.summary.scalar("val/psnr", metrics["psnr"], step=step)
+                    bar.write(f"step {step}: validation PSNR {metrics['psnr']:.3f} dB")
+                if stop.requested:
+                    path = trainer.save_checkpoint()
+                    bar.close()
+                    print(f"\n{stop.signal_name}: checkpoint written to {path}; rerun to resume.")
+                    result.step, result.stopped_by = step, stop.signal_name
+                    return result
+            trainer.save_checkpoint()
+        bar.close()
+
+    result.step = int(trainer.step.numpy())
+    result.completed = True
+    inference = trainer.spec.inference_model(trainer.model)
+    path = os.path.join(config.out_dir, INFERENCE_MODEL_FILENAME)
+    tmp = path[: -len(".keras")] + ".tmp.keras"
+    inference.save(tmp)
+    os.replace(tmp, path)
+    result.inference_model_path = path
+
+    from tfsr.training.data import final_evaluation
+
+    result.metrics = final_evaluation(inference, config)
+    with writer.as_default():
+        tf.summary.scalar("val/psnr", result.metrics["psnr"], step=result.step)
+    results_path = os.path.join(config.out_dir, RESULTS_FILENAME)
+    with open(results_path + ".tmp", "w") as f:
+        json.dump({"step": result.step, **result.metrics}, f, indent=2)
+    os.replace(results_path + ".tmp", results_path)
+    return result

@@ -1,0 +1,111 @@
+"""Train a tfsr model.
+
+    python train.py                      # SESR-M5 x2 on the embedded photos, a few minutes on CPU
+    python train.py --model=sesr_xl --scale=2 --train_data=../shared/data/train \
+        --val_data=../shared/data/val/Set5 --steps=300000 --out_dir=runs/sesr_xl_x2
+
+Rerunning with the same --out_dir resumes (model, optimizer, step and data order). SIGINT or
+SIGTERM writes a checkpoint and stops; a second Ctrl-C stops at once.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from absl import app, flags  # noqa: E402
+
+from tfsr.training.config import TrainConfig  # noqa: E402
+
+_DEFAULTS = TrainConfig()
+
+_MODEL = flags.DEFINE_string("model", _DEFAULTS.model, "Model name (see --helpfull for the list).")
+_SCALE = flags.DEFINE_integer("scale", _DEFAULTS.scale, "Upscaling factor.")
+_TRAIN_DATA = flags.DEFINE_string(
+    "train_data", _DEFAULTS.train_data, "'embedded', 'div2k' or an image folder."
+)
+_VAL_DATA = flags.DEFINE_string(
+    "val_data",
+    _DEFAULTS.val_data,
+    "Validation folder (HR/ + LR_bicubic/, or HR images). Empty: held-out training images.",
+)
+_STEPS = flags.DEFINE_integer("steps", _DEFAULTS.steps, "Total optimisation steps.")
+_EPOCHS = flags.DEFINE_integer(
+    "epochs", 0, "If set, train this many epochs instead of --steps (see tfsr.training)."
+)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size.")
+_PATCH_SIZE = flags.DEFINE_integer("patch_size", _DEFAULTS.patch_size, "LR patch side (pixels).")
+_LR = flags.DEFINE_float("lr", _DEFAULTS.lr, "Peak learning rate (Adam, amsgrad).")
+_LR_SCHEDULE = flags.DEFINE_enum(
+    "lr_schedule", _DEFAULTS.lr_schedule, ["constant", "cosine", "step"], "Learning-rate schedule."
+)
+_WARMUP = flags.DEFINE_integer("warmup_steps", _DEFAULTS.warmup_steps, "Linear warm-up steps.")
+_LOSS = flags.DEFINE_enum("loss", _DEFAULTS.loss, ["l1", "l2"], "Pixel loss.")
+_ACTIVATION = flags.DEFINE_enum(
+    "activation", _DEFAULTS.activation, ["prelu", "relu"], "Activation (relu for int8)."
+)
+_INIT_FROM = flags.DEFINE_string(
+    "init_from", "", "Run folder or saved model to start from (e.g. x4 from an x2 run)."
+)
+_OUT_DIR = flags.DEFINE_string(
+    "out_dir", None, "Output folder (default runs/MODEL_xSCALE). Reuse it to resume."
+)
+_STRATEGY = flags.DEFINE_enum(
+    "strategy", "default", ["default", "mirrored", "multi_worker"], "tf.distribute strategy."
+)
+_SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed for weights and data order.")
+_MIXED_PRECISION = flags.DEFINE_bool(
+    "mixed_precision", False, "float16 (GPU) / bfloat16 (CPU) compute, float32 variables."
+)
+_CHECKPOINT_EVERY = flags.DEFINE_integer(
+    "checkpoint_every", _DEFAULTS.checkpoint_every, "Steps between checkpoints."
+)
+_VAL_EVERY = flags.DEFINE_integer(
+    "val_every", _DEFAULTS.val_every, "Steps between validation runs (0: only at the end)."
+)
+
+
+def config_from_flags() -> TrainConfig:
+    from tfsr.training.data import steps_for_epochs
+
+    out_dir = _OUT_DIR.value or os.path.join("runs", f"{_MODEL.value}_x{_SCALE.value}")
+    config = TrainConfig(
+        model=_MODEL.value,
+        scale=_SCALE.value,
+        train_data=_TRAIN_DATA.value,
+        val_data=_VAL_DATA.value,
+        steps=_STEPS.value,
+        batch_size=_BATCH_SIZE.value,
+        patch_size=_PATCH_SIZE.value,
+        lr=_LR.value,
+        lr_schedule=_LR_SCHEDULE.value,
+        warmup_steps=_WARMUP.value,
+        loss=_LOSS.value,
+        activation=_ACTIVATION.value,
+        init_from=_INIT_FROM.value,
+        out_dir=out_dir,
+        strategy=_STRATEGY.value,
+        seed=_SEED.value,
+        mixed_precision=_MIXED_PRECISION.value,
+        checkpoint_every=_CHECKPOINT_EVERY.value,
+        val_every=_VAL_EVERY.value,
+    )
+    if _EPOCHS.value:
+        config.steps = steps_for_epochs(config, _EPOCHS.value)
+    return config
+
+
+def main(argv):
+    del argv
+    from tfsr.training import run_from_config
+
+    try:
+        config = config_from_flags()
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"train.py: {e}")
+    sys.exit(run_from_config(config))
+
+
+if __name__ == "__main__":
+    app.run(main)
