@@ -14,7 +14,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from tfsr.training.config import TrainConfig  # noqa: E402
 
@@ -98,6 +98,7 @@ def config_from_flags() -> TrainConfig:
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)
     from tfsr.training import run_from_config
 
     try:

@@ -1,0 +1,76 @@
+"""Measure an upscaler's PSNR / SSIM (Y channel) on benchmark folders, as SR papers do.
+
+    python -m tfsr.evaluate --model=bicubic --data=../shared/data/val/Set5 --scale=2
+    python -m tfsr.evaluate --model=runs/sesr/model.keras --scale=2 \
+        --data=../shared/data/val/Set5,../shared/data/val/Set14 --json
+
+``--model`` is anything :func:`tfsr.inference.load_upscaler` takes ("bicubic", a .keras / .h5
+file or SavedModel folder, a .tflite file, a shipped pretrained name).
+
+A data folder is either a benchmark folder, with ``HR/`` and (optionally) ``LR_bicubic/X{s}/``
+holding ``{name}x{s}.png``, or a plain folder of HR images. Given LR files are used as they are;
+otherwise LR is made from HR: cropped to a multiple of the scale (``modcrop``), MATLAB-bicubic
+downscaled and rounded to uint8 (the way the LR files were made).
+
+The protocol (``../shared/data/README.md``): models with a Y input, and bicubic, run on Y of the
+LR image and their output is rounded to uint8; RGB models run on RGB, rounded to uint8, and Y is
+taken from the result. PSNR and SSIM are measured on Y after cropping ``crop_border`` pixels
+(default: the scale, rounded up) from every side; a single-channel (grey) image is its own Y, as
+in the scripts that produced the published tables (see :mod:`tfsr.metrics`).
+
+Output: a line per image and a mean per data folder. With ``--json`` the last line is JSON: one
+object for one folder, a list of such objects (one per folder, in ``--data`` order) for several.
+Each object has ``model, dataset, data_dir, scale, crop_border, lr_source, psnr, ssim, images``
+(the number of images) and ``per_image`` (a list of ``{name, psnr, ssim}``).
+"""
+
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import json  # noqa: E402
+
+from absl import app, flags  # noqa: E402
+
+from tfsr.evaluation import evaluate, format_result  # noqa: E402
+from tfsr.inference import load_upscaler  # noqa: E402
+
+_MODEL = flags.DEFINE_string(
+    "model", "bicubic", "'bicubic', a .keras/.h5 file, SavedModel folder, .tflite file or name."
+)
+_DATA = flags.DEFINE_list("data", None, "Comma-separated data folders (HR/ + LR_bicubic/, or HR).")
+_SCALE = flags.DEFINE_float("scale", 2.0, "Upscaling factor (2, 3, 4, or any, e.g. 2.5).")
+_CROP_BORDER = flags.DEFINE_integer(
+    "crop_border", None, "Pixels cropped from every side before measuring (default: the scale)."
+)
+_JSON = flags.DEFINE_bool("json", False, "Print the results as JSON on the last line.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"tfsr.evaluate: unexpected arguments {argv[1:]}")
+    if not _DATA.value:
+        sys.exit("tfsr.evaluate: --data is required (comma-separated data folders)")
+    try:
+        upscaler = load_upscaler(_MODEL.value, _SCALE.value)
+        results = []
+        for data_dir in _DATA.value:
+            result = evaluate(
+                upscaler,
+                data_dir,
+                _SCALE.value,
+                crop_border=_CROP_BORDER.value,
+                progress=sys.stderr.isatty(),
+            )
+            print(format_result(result), flush=True)
+            results.append(result)
+    except (ValueError, OSError) as error:
+        sys.exit(f"tfsr.evaluate: {error}")
+    if _JSON.value:
+        print(json.dumps(results[0] if len(results) == 1 else results))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,423 @@
+"""Upscalers: one interface over bicubic, saved tf_keras models, TFLite files and shipped models.
+
+An :class:`Upscaler` turns an LR image into an SR image at its scale. Images are float32 in
+[0, 1], channels last, one image at a time (no batch axis):
+
+- ``upscale_y(y)``: (H, W) or (H, W, 1) luma -> (sH, sW, 1). What the papers measure for
+  Y-only models.
+- ``upscale_rgb(rgb)``: (H, W, 3) -> (sH, sW, 3). A Y-only model runs on Y of BT.601 YCbCr,
+  Cb and Cr are upscaled with MATLAB bicubic, and the result goes back to RGB.
+
+Outputs are clipped to [0, 1]. :func:`load_upscaler` builds one from a string::
+
+    up = load_upscaler("bicubic", scale=2)
+    up = load_upscaler("runs/sesr/model.keras", scale=2)
+    up = load_upscaler("sesr_m5_x2_int8.tflite", scale=2)
+    up = load_upscaler("sesr_m5_x2", scale=2)        # a shipped pretrained model
+
+Each kind of spec is one :func:`register_upscaler_kind` call (a test on the spec string and a
+loader); :func:`load_upscaler` asks the kinds in the order they were registered.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from tfsr.data.color import rgb_to_ycbcr, ycbcr_to_rgb
+from tfsr.data.imresize import imresize, scale_pair
+
+__all__ = [
+    "BicubicUpscaler",
+    "KerasUpscaler",
+    "TFLiteUpscaler",
+    "Upscaler",
+    "load_upscaler",
+    "register_upscaler_kind",
+    "upscaler_kinds",
+]
+
+
+def _format_scale(pair: tuple[float, float]) -> str:
+    def fmt(s):
+        return f"{s:g}"
+
+    return fmt(pair[0]) if pair[0] == pair[1] else f"({fmt(pair[0])}, {fmt(pair[1])})"
+
+
+class Upscaler:
+    """Turns an LR image into an SR image at ``scale``.
+
+    Subclasses set ``channels`` (1: the model works on Y; 3: on RGB; None: on any number of
+    channels, as bicubic) and implement ``_predict``; this class does the colour handling,
+    the shape checks and the clipping.
+
+    Args:
+        scale: the upscaling factor, a number or a (vertical, horizontal) pair; kept as given
+            in ``scale`` and as two floats in ``scale_pair``.
+        name: what the upscaler is called in reports (the spec it was loaded from).
+
+    Example:
+        >>> up = BicubicUpscaler(scale=2)
+        >>> up.upscale_rgb(np.zeros((4, 5, 3), np.float32)).shape
+        (8, 10, 3)
+    """
+
+    channels: int | None = None
+
+    def __init__(self, scale, name: str):
+        self.scale = scale
+        self.scale_pair = scale_pair(scale)
+        self.name = name
+
+    def _predict(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, C) float32 -> (sH, sW, C); C == ``channels`` unless that is None."""
+        raise NotImplementedError
+
+    def _checked_predict(self, image: np.ndarray) -> np.ndarray:
+        out = np.asarray(self._predict(np.ascontiguousarray(image, np.float32)))
+        if out.ndim != 3 or out.shape[-1] != image.shape[-1]:
+            raise ValueError(
+                f"{self.name}: expected an output of {image.shape[-1]} channel(s) for input "
+                f"{image.shape}, got shape {out.shape}"
+            )
+        # floor or ceil of scale * size (models differ on which); anything else is a model of
+        # fixed size or of another scale.
+        for axis, (n, s) in enumerate(zip(image.shape[:2], self.scale_pair, strict=True)):
+            if not math.floor(n * s + 1e-9) <= out.shape[axis] <= math.ceil(n * s - 1e-9):
+                raise ValueError(
+                    f"{self.name}: output {out.shape[0]}x{out.shape[1]} for a "
+                    f"{image.shape[0]}x{image.shape[1]} input is not a x"
+                    f"{_format_scale(self.scale_pair)} upscale (a model of fixed input size?)"
+                )
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+    def upscale_y(self, y) -> np.ndarray:
+        """Upscales a luma image.
+
+        Args:
+            y: float (H, W) or (H, W, 1) in [0, 1].
+
+        Returns:
+            float32 (sH, sW, 1) in [0, 1].
+        """
+        if self.channels == 3:
+            raise ValueError(f"{self.name} is an RGB model: use upscale_rgb, not upscale_y")
+        y = np.asarray(y, np.float32)
+        if y.ndim == 2:
+            y = y[..., None]
+        if y.ndim != 3 or y.shape[-1] != 1:
+            raise ValueError(f"upscale_y expects (H, W) or (H, W, 1), got shape {y.shape}")
+        return self._checked_predict(y)
+
+    def upscale_rgb(self, rgb) -> np.ndarray:
+        """Upscales an RGB image (through Y and bicubic CbCr for a Y-only model).
+
+        Args:
+            rgb: float (H, W, 3) in [0, 1].
+
+        Returns:
+            float32 (sH, sW, 3) in [0, 1].
+        """
+        rgb = np.asarray(rgb, np.float32)
+        if rgb.ndim != 3 or rgb.shape[-1] != 3:
+            raise ValueError(f"upscale_rgb expects (H, W, 3), got shape {rgb.shape}")
+        if self.channels != 1:
+            return self._checked_predict(rgb)
+        ycbcr = rgb_to_ycbcr(rgb.astype(np.float64))
+        y = self._checked_predict(ycbcr[..., :1].astype(np.float32))
+        cbcr = imresize(ycbcr[..., 1:], output_size=y.shape[:2])
+        out = ycbcr_to_rgb(np.concatenate([y, cbcr], axis=-1).astype(np.float64))
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, scale={_format_scale(self.scale_pair)})"
+
+
+class BicubicUpscaler(Upscaler):
+    """MATLAB bicubic (``tfsr.data.imresize``) at any scale; the baseline of every SR table.
+
+    Args:
+        scale: a number or a (vertical, horizontal) pair.
+        name: report name.
+    """
+
+    channels = None
+
+    def __init__(self, scale, name: str = "bicubic"):
+        super().__init__(scale, name)
+
+    def _predict(self, image):
+        return imresize(image, self.scale_pair)
+
+
+def _check_model_scale(name: str, requested, known) -> None:
+    """Raises when a fixed-scale model's own scale (when known) is not the requested one."""
+    if known is None:
+        return
+    known_pair = scale_pair(known)
+    if not np.allclose(known_pair, scale_pair(requested), rtol=1e-6):
+        raise ValueError(
+            f"model {name} upscales by {_format_scale(known_pair)}, "
+            f"but scale {_format_scale(scale_pair(requested))} was asked for"
+        )
+
+
+class KerasUpscaler(Upscaler):
+    """A tf_keras model taking (N, H, W, C) float [0, 1] and returning (N, sH, sW, C).
+
+    ``channels`` is the model's input channel count (1: Y-only, 3: RGB). The model's own scale
+    is read from its static input and output shapes, or, for fully convolutional models, from
+    one call on a small probe image; a mismatch with ``scale`` raises.
+
+    Args:
+        model: the ``keras.Model``.
+        scale: the requested scale.
+        name: report name.
+        model_scale: the model's scale when known from elsewhere (a pretrained entry); skips
+            the probe.
+    """
+
+    _PROBE_SIZE = 24
+
+    def __init__(self, model, scale, name: str, model_scale=None):
+        super().__init__(scale, name)
+        self.model = model
+        in_shape = tuple(model.inputs[0].shape)
+        if len(model.inputs) != 1 or len(in_shape) != 4 or in_shape[-1] not in (1, 3):
+            shapes = [tuple(t.shape) for t in model.inputs]
+            raise ValueError(
+                f"model {name} must take one (N, H, W, 1) or (N, H, W, 3) input, got {shapes}"
+            )
+        self.channels = int(in_shape[-1])
+        self._fixed_hw = in_shape[1:3] if None not in in_shape[1:3] else None
+        _check_model_scale(name, scale, model_scale or self._own_scale())
+
+    def _own_scale(self):
+        in_hw = self.model.inputs[0].shape[1:3]
+        out_hw = self.model.outputs[0].shape[1:3]
+        if None not in in_hw and None not in out_hw:
+            return (out_hw[0] / in_hw[0], out_hw[1] / in_hw[1])
+        probe = np.zeros((1, self._PROBE_SIZE, self._PROBE_SIZE, self.channels), np.float32)
+        try:
+            out = self.model(probe, training=False)
+        except (tf.errors.InvalidArgumentError, ValueError):
+            return None  # the model cannot run on the probe size: scale unknown, not checked
+        return (out.shape[1] / self._PROBE_SIZE, out.shape[2] / self._PROBE_SIZE)
+
+    def _predict(self, image):
+        if self._fixed_hw is not None and tuple(image.shape[:2]) != tuple(self._fixed_hw):
+            raise ValueError(
+                f"model {self.name} takes {self._fixed_hw[0]}x{self._fixed_hw[1]} inputs only, "
+                f"got an image of {image.shape[0]}x{image.shape[1]}"
+            )
+        return self.model(image[None], training=False)[0].numpy()
+
+
+class TFLiteUpscaler(Upscaler):
+    """A TFLite model, run with ``ai_edge_litert.interpreter.Interpreter``.
+
+    The input tensor is resized to each image where the model allows it; otherwise images must
+    have the model's size. int8 / uint8 models get their inputs quantized and outputs
+    dequantized with the tensors' own parameters.
+
+    Args:
+        path: the ``.tflite`` file.
+        scale: the requested scale (checked against the model's output / input shapes).
+        name: report name.
+    """
+
+    def __init__(self, path: str, scale, name: str | None = None):
+        super().__init__(scale, name or path)
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = path
+        try:
+            self.interpreter = Interpreter(model_path=path)
+            self.interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as error:
+            raise ValueError(f"cannot load TFLite model {path}: {error}") from error
+        inputs = self.interpreter.get_input_details()
+        if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["shape"][-1] not in (1, 3):
+            raise ValueError(
+                f"TFLite model {path} must take one (1, H, W, 1) or (1, H, W, 3) input, "
+                f"got {[list(d['shape']) for d in inputs]}"
+            )
+        self.channels = int(inputs[0]["shape"][-1])
+        in_hw = inputs[0]["shape"][1:3]
+        out_hw = self.interpreter.get_output_details()[0]["shape"][1:3]
+        _check_model_scale(path, scale, (out_hw[0] / in_hw[0], out_hw[1] / in_hw[1]))
+        self._size = None
+
+    def _resize_to(self, h: int, w: int) -> None:
+        if self._size == (h, w):
+            return
+        detail = self.interpreter.get_input_details()[0]
+        try:
+            self.interpreter.resize_tensor_input(detail["index"], [1, h, w, self.channels])
+            self.interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as error:
+            raise ValueError(
+                f"TFLite model {self.path} cannot take a {h}x{w} input (its input is "
+                f"{list(detail['shape'])}): {error}"
+            ) from error
+        self._size = (h, w)
+
+    def _predict(self, image):
+        h, w = image.shape[:2]
+        self._resize_to(h, w)
+        detail = self.interpreter.get_input_details()[0]
+        x = image[None]
+        if detail["dtype"] != np.float32:
+            q_scale, zero = detail["quantization"]
+            info = np.iinfo(detail["dtype"])
+            x = np.clip(np.round(x / q_scale + zero), info.min, info.max)
+        self.interpreter.set_tensor(detail["index"], x.astype(detail["dtype"]))
+        self.interpreter.invoke()
+        out_detail = self.interpreter.get_output_details()[0]
+        out = self.interpreter.get_tensor(out_detail["index"])[0]
+        if out_detail["dtype"] != np.float32:
+            q_scale, zero = out_detail["quantization"]
+            out = (out.astype(np.float32) - zero) * q_scale
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Kinds of spec and load_upscaler.
+
+
+@dataclass(frozen=True)
+class UpscalerKind:
+    """One kind of spec :func:`load_upscaler` understands."""
+
+    name: str
+    description: str
+    matches: Callable[[str], bool]
+    load: Callable[[str, object], Upscaler]
+
+
+_KINDS: list[UpscalerKind] = []
+
+
+def register_upscaler_kind(
+    name: str,
+    description: str,
+    matches: Callable[[str], bool],
+    load: Callable[[str, object], Upscaler],
+) -> None:
+    """Teaches :func:`load_upscaler` a new kind of spec.
+
+    Args:
+        name: short name of the kind (replaces an earlier kind of the same name).
+        description: what the spec looks like, for the error listing every kind.
+        matches: ``matches(spec) -> bool``: this kind handles ``spec``. It may claim a spec
+            whose file is missing (by its extension): ``load`` then raises FileNotFoundError.
+        load: ``load(spec, scale) -> Upscaler``.
+
+    Example (``LutUpscaler`` standing for an :class:`Upscaler` subclass taking (path, scale)):
+        >>> register_upscaler_kind(
+        ...     "lut", "a .npz LUT file", lambda s: s.endswith(".npz"), LutUpscaler)
+    """
+    kind = UpscalerKind(name, description, matches, load)
+    for i, existing in enumerate(_KINDS):
+        if existing.name == name:
+            _KINDS[i] = kind
+            return
+    _KINDS.append(kind)
+
+
+def upscaler_kinds() -> list[UpscalerKind]:
+    """The registered kinds, in the order :func:`load_upscaler` tries them."""
+    return list(_KINDS)
+
+
+def load_upscaler(spec: str, scale) -> Upscaler:
+    """Builds the upscaler named by ``spec``, for ``scale``.
+
+    Args:
+        spec: ``"bicubic"``; a tf_keras model file (``.keras``, ``.h5``) or SavedModel folder;
+            a ``.tflite`` file; or the name of a shipped pretrained model
+            (``tfsr.models.pretrained_names()``).
+        scale: an int, a float or a (vertical, horizontal) pair. Fixed-scale models check it
+            against their own scale where they know it.
+
+    Returns:
+        An :class:`Upscaler`.
+
+    Raises:
+        FileNotFoundError: a model file or folder that does not exist.
+        ValueError: a spec no kind understands (the message lists the kinds), a file that does
+            not load, a scale the model does not have.
+    """
+    spec = os.fspath(spec)
+    scale_pair(scale)
+    for kind in _KINDS:
+        if kind.matches(spec):
+            return kind.load(spec, scale)
+    known = "; ".join(k.description for k in _KINDS)
+    raise ValueError(f"unknown model {spec!r}: expected {known}")
+
+
+def _require_path(path: str) -> None:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist")
+
+
+def _load_keras_model(path: str):
+    import tf_keras as keras
+
+    importlib.import_module("tfsr.layers")  # registers tfsr's serializable layers
+    importlib.import_module("tfsr.models")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError(f"cannot load tf_keras model {path}: {error}") from error
+
+
+def _is_keras_spec(spec: str) -> bool:
+    if spec.endswith((".keras", ".h5")):
+        return True
+    return os.path.isdir(spec) and os.path.exists(os.path.join(spec, "saved_model.pb"))
+
+
+def _load_keras(spec: str, scale) -> Upscaler:
+    _require_path(spec)
+    return KerasUpscaler(_load_keras_model(spec), scale, name=spec)
+
+
+def _load_tflite(spec: str, scale) -> Upscaler:
+    _require_path(spec)
+    return TFLiteUpscaler(spec, scale)
+
+
+def _is_pretrained_name(spec: str) -> bool:
+    from tfsr.models.pretrained import is_pretrained_name
+
+    importlib.import_module("tfsr.models")  # the model families register their names
+    return is_pretrained_name(spec)
+
+
+def _load_pretrained(spec: str, scale) -> Upscaler:
+    from tfsr.models import pretrained, pretrained_entry
+
+    entry = pretrained_entry(spec)
+    _check_model_scale(spec, scale, entry.scale)  # before loading the weights
+    return KerasUpscaler(pretrained(spec), scale, name=spec, model_scale=entry.scale)
+
+
+register_upscaler_kind(
+    "bicubic", "'bicubic'", lambda s: s == "bicubic", lambda s, scale: BicubicUpscaler(scale)
+)
+register_upscaler_kind(
+    "keras", "a tf_keras .keras / .h5 file or SavedModel folder", _is_keras_spec, _load_keras
+)
+register_upscaler_kind("tflite", "a .tflite file", lambda s: s.endswith(".tflite"), _load_tflite)
+register_upscaler_kind(
+    "pretrained", "a shipped pretrained name", _is_pretrained_name, _load_pretrained
+)
