@@ -1,0 +1,161 @@
+"""The training loop: resume, signals, SIGKILL, mismatched checkpoints, init_from, the gain."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfsr.training import ConfigMismatchError, TrainConfig, Trainer, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+TINY = dict(
+    model="sesr_m3",
+    scale=2,
+    batch_size=2,
+    patch_size=8,
+    lr=1e-3,
+    lr_schedule="constant",
+    warmup_steps=0,
+    val_every=0,
+)
+
+
+def _config(tmp_path, **kw):
+    return TrainConfig(**{**TINY, "out_dir": str(tmp_path / "run"), **kw})
+
+
+def _weights(model):
+    return [w.numpy() for w in model.weights]
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    straight = train(_config(tmp_path / "a", steps=12, checkpoint_every=6), progress=False)
+    assert straight.completed and straight.step == 12
+    first = train(_config(tmp_path / "b", steps=6, checkpoint_every=6), progress=False)
+    assert first.step == 6
+    second = train(_config(tmp_path / "b", steps=12, checkpoint_every=6), progress=False)
+    assert second.resumed_from == 6 and second.step == 12
+
+    a = Trainer(_config(tmp_path / "a", steps=12))
+    b = Trainer(_config(tmp_path / "b", steps=12))
+    assert a.resumed_from == b.resumed_from == 12
+    for wa, wb in zip(_weights(a.model), _weights(b.model)):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+    # Optimizer state came back too (Adam moments and iteration count).
+    assert int(b.optimizer.iterations.numpy()) == 12
+    for va, vb in zip(a.optimizer.variables, b.optimizer.variables):
+        np.testing.assert_allclose(va.numpy(), vb.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_checkpoint_of_other_model_is_a_clear_error(tmp_path):
+    train(_config(tmp_path, steps=2, checkpoint_every=2), progress=False)
+    with pytest.raises(ConfigMismatchError, match="model: checkpoint has 'sesr_m3', requested"):
+        Trainer(_config(tmp_path, model="sesr_m5", steps=2))
+    # Without the saved configuration, the checkpoint itself does not fit: still no partial load.
+    os.remove(tmp_path / "run" / "train_config.json")
+    with pytest.raises(ConfigMismatchError, match="does not match model 'sesr_m5'"):
+        Trainer(_config(tmp_path, model="sesr_m5", steps=2))
+
+
+def test_x4_starts_from_x2_run(tmp_path):
+    x2 = train(_config(tmp_path / "x2", steps=3, checkpoint_every=3), progress=False)
+    trainer = Trainer(
+        _config(tmp_path / "x4", scale=4, steps=3, init_from=str(tmp_path / "x2" / "run"))
+    )
+    src = Trainer(_config(tmp_path / "x2", steps=3)).model
+    # Every layer but the last block holds the x2 weights.
+    same = [
+        layer.name
+        for layer in trainer.model.layers
+        if layer.weights
+        and all(
+            np.array_equal(a.numpy(), b.numpy())
+            for a, b in zip(layer.weights, src.get_layer(layer.name).weights)
+        )
+    ]
+    assert len(same) >= len([lay for lay in src.layers if lay.weights]) - 1
+    assert x2.completed
+
+
+def _start(out_dir, steps, every):
+    cmd = [
+        sys.executable,
+        "train.py",
+        f"--out_dir={out_dir}",
+        f"--steps={steps}",
+        f"--checkpoint_every={every}",
+        "--model=sesr_m3",
+        "--batch_size=2",
+        "--patch_size=8",
+        "--val_every=0",
+        "--lr_schedule=constant",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _wait_for_checkpoint(out_dir, at_least, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        latest = tf.train.latest_checkpoint(os.path.join(out_dir, "checkpoints"))
+        if latest and int(latest.rsplit("-", 1)[1]) >= at_least:
+            return int(latest.rsplit("-", 1)[1])
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint >= {at_least} after {timeout} s")
+
+
+@pytest.mark.slow
+def test_sigkill_loses_at_most_one_checkpoint_interval(tmp_path):
+    out_dir, every = str(tmp_path / "run"), 10
+    proc = _start(out_dir, steps=100000, every=every)
+    _wait_for_checkpoint(out_dir, 3 * every, proc)
+    proc.kill()  # SIGKILL: no handler runs
+    proc.wait()
+    latest = tf.train.latest_checkpoint(os.path.join(out_dir, "checkpoints"))
+    saved_step = int(latest.rsplit("-", 1)[1])
+    # The process was killed before writing the next checkpoint, so it had run fewer than
+    # `every` steps past `saved_step`: that is all it can lose. The checkpoint must load whole.
+    assert saved_step >= 3 * every and saved_step % every == 0
+    trainer = Trainer(_config(tmp_path, steps=saved_step + 5))
+    assert trainer.resumed_from == saved_step
+    assert int(trainer.optimizer.iterations.numpy()) == saved_step
+
+
+@pytest.mark.slow
+def test_sigterm_writes_checkpoint_and_rerun_resumes(tmp_path):
+    out_dir = str(tmp_path / "run")
+    proc = _start(out_dir, steps=100000, every=1000)
+    # Wait until training runs (the TensorBoard log folder appears once the loop starts).
+    deadline = time.time() + 120
+    while not os.path.isdir(os.path.join(out_dir, "logs")) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert "SIGTERM: checkpoint written to" in out
+    latest = tf.train.latest_checkpoint(os.path.join(out_dir, "checkpoints"))
+    assert latest is not None
+    stopped_at = int(latest.rsplit("-", 1)[1])
+    assert stopped_at > 0
+    result = train(_config(tmp_path, steps=stopped_at + 3), progress=False)
+    assert result.resumed_from == stopped_at and result.step == stopped_at + 3
+
+
+def test_short_run_beats_bicubic(tmp_path):
+    """A few hundred steps of SESR-M5 on the embedded photos already beat bicubic."""
+    config = TrainConfig(
+        model="sesr_m5", steps=300, batch_size=16, patch_size=32, out_dir=str(tmp_path / "run")
+    )
+    result = train(config, progress=False)
+    assert result.metrics["psnr"] > result.metrics["bicubic_psnr"] + 0.1, result.metrics
+    assert os.path.exists(result.inference_model_path)
