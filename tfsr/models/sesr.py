@@ -1,0 +1,323 @@
+"""SESR: super-efficient super-resolution built from collapsible linear blocks.
+
+``sesr(...)`` builds the training network (``CollapsibleLinearBlock`` layers), ``sesr_model("m5")``
+one of the paper's named configurations, ``collapse_model`` turns a trained network into its
+inference form (plain ``Conv2D`` layers) and ``init_from`` starts one network from another's
+weights (x4 from x2).
+
+Reference:
+    Bhardwaj et al., "Collapsible Linear Blocks for Super-Efficient Super Resolution", MLSys 2022
+    (arXiv 2103.09404).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tf_keras as keras
+
+from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
+from tfsr.layers.pixel_shuffle import PixelShuffle
+
+# The paper's configurations: f features, m 3x3 blocks, p expanded features.
+SESR_CONFIGS: dict[str, dict[str, int]] = {
+    "m3": dict(num_filters=16, num_blocks=3, expanded_filters=256),
+    "m5": dict(num_filters=16, num_blocks=5, expanded_filters=256),
+    "m7": dict(num_filters=16, num_blocks=7, expanded_filters=256),
+    "m11": dict(num_filters=16, num_blocks=11, expanded_filters=64),
+    "xl": dict(num_filters=32, num_blocks=11, expanded_filters=64),
+}
+
+SCALES = (2, 3, 4)
+ACTIVATIONS = ("prelu", "relu")
+
+# Layer names shared by every SESR network (init_from and the exporters rely on them).
+FIRST_BLOCK = "first_block"
+LAST_BLOCK = "last_block"
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def sesr(
+    scale: int = 2,
+    num_filters: int = 16,
+    num_blocks: int = 5,
+    expanded_filters: int = 256,
+    activation: str = "prelu",
+    collapsed_training: bool = True,
+    input_channels: int = 1,
+    name: str | None = None,
+) -> keras.Model:
+    """Builds an SESR network for training (a tf_keras Functional model).
+
+    Structure, on ``x`` of shape ``(N, H, W, C)`` (C = ``input_channels``, usually Y only)::
+
+        f0 = first_block(x)                      # 5x5 linear block C -> f
+        h = f0
+        repeat num_blocks times:
+            h = act(block_i(h))                  # 3x3 linear block f -> f with short residual
+        h = h + f0                               # long residual
+        r = last_block(h) + x                    # 5x5 linear block f -> C*scale^2, x added to
+                                                 # every group of C channels (nearest residual)
+        y = clip(pixel_shuffle(r), 0, 1)         # (N, scale*H, scale*W, C)
+
+    ``act`` is PReLU with one slope per channel (shared over H and W), or ReLU (the choice for
+    int8 export). The clip is a ``ReLU(max_value=1)``.
+
+    Channel order of the last block: x2 and x3 use one ``PixelShuffle(scale)``; x4 uses two
+    ``PixelShuffle(2)`` steps (as the authors' code), so output channel
+    ``k = 4C * (2 * dy1 + dx1) + C * (2 * dy2 + dx2) + c`` lands on the high-resolution pixel
+    ``(4h + 2 * dy1 + dy2, 4w + 2 * dx1 + dx2)``, channel c. The first shuffle thus groups the
+    channels exactly as an x2 network does, which is what lets ``init_from`` start x4 from x2.
+
+    Args:
+        scale: upscaling factor, 2, 3 or 4.
+        num_filters: feature channels f.
+        num_blocks: number m of 3x3 blocks.
+        expanded_filters: width p of the expanded space inside every linear block.
+        activation: "prelu" or "relu".
+        collapsed_training: passed to every ``CollapsibleLinearBlock`` (True: one collapsed conv
+            per block and step; False: the expanded pair of convs).
+        input_channels: image channels C (1 for Y).
+        name: model name; default ``sesr_f{f}_m{m}_x{scale}``.
+
+    Returns:
+        A model from ``(N, H, W, C)`` float32 in [0, 1] (any H, W) to
+        ``(N, scale*H, scale*W, C)`` in [0, 1].
+
+    Raises:
+        ValueError: on an unsupported scale or activation, or a non-positive size.
+
+    Example:
+
+    >>> model = sesr(scale=2, num_blocks=3)
+    >>> model(tf.zeros((1, 10, 12, 1))).shape
+    TensorShape([1, 20, 24, 1])
+    """
+    if scale not in SCALES or isinstance(scale, bool):
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    f = _check_positive_int("num_filters", num_filters)
+    m = _check_positive_int("num_blocks", num_blocks)
+    p = _check_positive_int("expanded_filters", expanded_filters)
+    c = _check_positive_int("input_channels", input_channels)
+
+    def block(filters, kernel_size, residual, block_name):
+        return CollapsibleLinearBlock(
+            filters,
+            kernel_size=kernel_size,
+            expanded_filters=p,
+            residual=residual,
+            collapsed_training=collapsed_training,
+            name=block_name,
+        )
+
+    inputs = keras.Input(shape=(None, None, c), name="lr")  # (N, H, W, C)
+    first = block(f, 5, False, FIRST_BLOCK)(inputs)  # (N, H, W, f)
+    x = first
+    for i in range(1, m + 1):
+        x = block(f, 3, True, f"block_{i}")(x)
+        if activation == "prelu":
+            x = keras.layers.PReLU(shared_axes=[1, 2], name=f"prelu_{i}")(x)
+        else:
+            x = keras.layers.ReLU(name=f"relu_{i}")(x)
+    x = keras.layers.Add(name="long_residual")([x, first])
+    x = block(c * scale * scale, 5, False, LAST_BLOCK)(x)  # (N, H, W, C*scale^2)
+    # Nearest-neighbour residual: every output group of C channels gets the input.
+    skip = inputs
+    if c > 1:
+        skip = keras.layers.Concatenate(name="nearest_tile")([inputs] * (scale * scale))
+    x = keras.layers.Add(name="nearest_residual")([x, skip])  # broadcasts when C == 1
+    if scale == 4:
+        x = PixelShuffle(2, name="pixel_shuffle_1")(x)  # (N, 2H, 2W, 4C)
+        x = PixelShuffle(2, name="pixel_shuffle_2")(x)  # (N, 4H, 4W, C)
+    else:
+        x = PixelShuffle(scale, name="pixel_shuffle")(x)  # (N, sH, sW, C)
+    outputs = keras.layers.ReLU(max_value=1.0, name="clip")(x)
+    return keras.Model(inputs, outputs, name=name or f"sesr_f{f}_m{m}_x{scale}")
+
+
+def sesr_model(
+    variant: str = "m5", scale: int = 2, activation: str = "prelu", **kwargs
+) -> keras.Model:
+    """Builds one of the paper's configurations (``SESR_CONFIGS``) for ``scale``.
+
+    Args:
+        variant: "m3", "m5", "m7", "m11" or "xl" (case-insensitive).
+        scale: 2, 3 or 4.
+        activation: "prelu" or "relu".
+        **kwargs: further ``sesr`` arguments (``collapsed_training``, ``input_channels``,
+            ``name``); the model is named ``sesr_{variant}_x{scale}`` by default.
+
+    Example:
+
+    >>> model = sesr_model("m5", scale=4)
+    >>> model.name
+    'sesr_m5_x4'
+    """
+    key = str(variant).lower()
+    if key not in SESR_CONFIGS:
+        raise ValueError(
+            f"unknown SESR variant {variant!r}; expected one of {', '.join(SESR_CONFIGS)}"
+        )
+    overlap = set(kwargs) & set(SESR_CONFIGS[key])
+    if overlap:
+        raise ValueError(
+            f"{', '.join(sorted(overlap))} is fixed by variant {key!r}; call sesr() to choose it"
+        )
+    kwargs.setdefault("name", f"sesr_{key}_x{scale}")
+    return sesr(scale=scale, activation=activation, **SESR_CONFIGS[key], **kwargs)
+
+
+def collapse_model(model: keras.Model) -> keras.Model:
+    """Returns the inference form of ``model``: every block replaced by one plain ``Conv2D``.
+
+    Each ``CollapsibleLinearBlock`` becomes a ``Conv2D`` (same name, kernel size and filters,
+    "same" padding) that holds the block's collapsed kernel and bias; every other layer is cloned
+    with its weights. The result has no expanded weights and gives the same outputs (up to float
+    rounding). Works for any Functional or Sequential model whose blocks are top-level layers.
+
+    Args:
+        model: a trained model, typically from ``sesr``.
+
+    Returns:
+        A new model, named ``{model.name}_collapsed``.
+
+    Raises:
+        ValueError: if ``model`` is a subclassed model, or has blocks inside nested models.
+    """
+    if not isinstance(model, keras.Model) or not (model._is_graph_network):
+        raise ValueError(
+            f"collapse_model needs a Functional or Sequential model, got {type(model).__name__}"
+        )
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and any(
+            isinstance(sub, CollapsibleLinearBlock) for sub in layer._flatten_layers()
+        ):
+            raise ValueError(
+                f"collapse_model: layer {layer.name!r} is a nested model holding collapsible "
+                "blocks; flatten the model first"
+            )
+
+    def clone(layer):
+        if isinstance(layer, CollapsibleLinearBlock):
+            return keras.layers.Conv2D(
+                layer.filters,
+                layer.kernel_size,
+                padding="same",
+                name=layer.name,
+                dtype=layer.dtype_policy,
+            )
+        return layer.__class__.from_config(layer.get_config())
+
+    collapsed = keras.models.clone_model(model, clone_function=clone)
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        target = collapsed.get_layer(layer.name)
+        if isinstance(layer, CollapsibleLinearBlock):
+            kernel, bias = layer.collapse()
+            target.set_weights([kernel.numpy(), bias.numpy()])
+        else:
+            target.set_weights(layer.get_weights())
+    collapsed._name = f"{model.name}_collapsed"
+    return collapsed
+
+
+def _scale(model: keras.Model) -> int:
+    scale = 1
+    for layer in model.layers:
+        if isinstance(layer, PixelShuffle):
+            scale *= layer.block_size
+    return scale
+
+
+def _x4_from_x2(layer: keras.layers.Layer, channels: int) -> list[np.ndarray]:
+    """Last-block weights of an x2 network made into an x4 one (two PixelShuffle(2) steps).
+
+    x2 output channel ``g * C + c`` (g = sub-pixel) becomes x4 channels ``g * 4C + s * C + c`` for
+    every second-step sub-pixel s, so the x4 network starts as the x2 one followed by a nearest
+    x2 upsampling. Works on a ``CollapsibleLinearBlock`` (its projection is spread) and on the
+    ``Conv2D`` of a collapsed network.
+    """
+
+    def spread(a):  # (..., 4C) -> (..., 16C)
+        a = a.reshape(a.shape[:-1] + (4, 1, channels))
+        a = np.broadcast_to(a, a.shape[:-2] + (4, channels))
+        return a.reshape(a.shape[:-3] + (16 * channels,))
+
+    weights = layer.get_weights()
+    if isinstance(layer, CollapsibleLinearBlock):
+        expand_kernel, expand_bias, project_kernel, project_bias = weights
+        return [expand_kernel, expand_bias, spread(project_kernel), spread(project_bias)]
+    if isinstance(layer, keras.layers.Conv2D):
+        return [spread(w) for w in weights]
+    raise ValueError(
+        f"init_from: cannot turn a {type(layer).__name__} last block from x2 into x4; expected a "
+        "CollapsibleLinearBlock or a Conv2D"
+    )
+
+
+def init_from(dst: keras.Model, src: keras.Model) -> list[str]:
+    """Copies ``src``'s weights into ``dst``, layer by layer (by name); returns the copied names.
+
+    Both models must be SESR networks of the same architecture (features, blocks, expanded width,
+    activation, input channels); only the scale may differ. The last block:
+
+    - same scale: copied;
+    - ``src`` x2, ``dst`` x4: copied with each x2 output channel repeated over the four channels
+      of its second ``PixelShuffle(2)`` step (see ``sesr`` for the channel order), so ``dst``
+      starts out computing ``src`` followed by a nearest-neighbour x2 upsampling;
+    - other scale pairs (x3 from x2, ...): left at ``dst``'s initialisation and not listed.
+
+    ``collapsed_training`` may differ between the two: the blocks hold the same variables. Two
+    collapsed networks (``collapse_model``) work as well; a collapsed and a training network do not
+    (their layer types differ).
+
+    Args:
+        dst: the model to initialise (changed in place).
+        src: the model to copy from.
+
+    Returns:
+        Names of the ``dst`` layers whose weights were set.
+
+    Raises:
+        ValueError: naming the first layer whose presence, type or weight shapes differ.
+    """
+    src_layers = {layer.name: layer for layer in src.layers if layer.weights}
+    dst_layers = {layer.name: layer for layer in dst.layers if layer.weights}
+    missing = sorted(set(src_layers) ^ set(dst_layers))
+    if missing:
+        raise ValueError(
+            f"init_from: incompatible architectures, layers with weights in only one model: "
+            f"{', '.join(missing)} (src {src.name!r}, dst {dst.name!r})"
+        )
+    src_scale, dst_scale = _scale(src), _scale(dst)
+    copied = []
+    for name, target in dst_layers.items():
+        source = src_layers[name]
+        if type(source) is not type(target):
+            raise ValueError(
+                f"init_from: layer {name!r} is a {type(source).__name__} in src but a "
+                f"{type(target).__name__} in dst"
+            )
+        weights = source.get_weights()
+        shapes = [w.shape for w in weights]
+        target_shapes = [tuple(w.shape) for w in target.weights]
+        if name == LAST_BLOCK and src_scale != dst_scale:
+            if (src_scale, dst_scale) != (2, 4):
+                continue
+            weights = _x4_from_x2(source, int(src.input_shape[-1]))
+            shapes = [w.shape for w in weights]
+        if shapes != target_shapes:
+            raise ValueError(
+                f"init_from: incompatible architectures, layer {name!r} has weight shapes "
+                f"{shapes} in src but {target_shapes} in dst"
+            )
+        target.set_weights(weights)
+        copied.append(name)
+    return copied
