@@ -221,3 +221,16 @@ def test_registering_a_kind(images, monkeypatch):
     np.testing.assert_allclose(out[..., 0], _nearest(images[1]) / 2, atol=1e-7)
     with pytest.raises(ValueError, match="'doubler'"):
         load_upscaler("something else", 2)
+
+
+def test_scale_none_means_the_models_own_scale():
+    from tfsr.inference import BicubicUpscaler, KerasUpscaler, load_upscaler
+    from tfsr.models import sesr_model
+
+    assert KerasUpscaler(sesr_model("m3", scale=3), None, name="m3").scale == 3.0
+    with pytest.raises(ValueError, match="the scale of model bicubic is not known"):
+        load_upscaler("bicubic")
+    assert BicubicUpscaler(2).scale == 2
+    fixed = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(1, 3, padding="same")])
+    with pytest.raises(ValueError, match="upscales by 1"):
+        KerasUpscaler(fixed, 2, name="identity")

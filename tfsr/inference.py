@@ -157,6 +157,22 @@ class BicubicUpscaler(Upscaler):
         return imresize(image, self.scale_pair)
 
 
+def _resolve_scale(name: str, requested, known):
+    """The scale to run at: ``requested``, or the model's own (``known``) when that is None.
+
+    Raises:
+        ValueError: no scale asked for and the model's is unknown, or the model's own scale
+            (when known) is not the requested one.
+    """
+    if requested is None:
+        if known is None:
+            raise ValueError(f"the scale of model {name} is not known: give the scale")
+        pair = scale_pair(known)
+        return pair[0] if pair[0] == pair[1] else pair
+    _check_model_scale(name, requested, known)
+    return requested
+
+
 def _check_model_scale(name: str, requested, known) -> None:
     """Raises when a fixed-scale model's own scale (when known) is not the requested one."""
     if known is None:
@@ -187,7 +203,6 @@ class KerasUpscaler(Upscaler):
     _PROBE_SIZE = 24
 
     def __init__(self, model, scale, name: str, model_scale=None):
-        super().__init__(scale, name)
         self.model = model
         in_shape = tuple(model.inputs[0].shape)
         if len(model.inputs) != 1 or len(in_shape) != 4 or in_shape[-1] not in (1, 3):
@@ -197,7 +212,8 @@ class KerasUpscaler(Upscaler):
             )
         self.channels = int(in_shape[-1])
         self._fixed_hw = in_shape[1:3] if None not in in_shape[1:3] else None
-        _check_model_scale(name, scale, model_scale or self._own_scale())
+        own = model_scale if model_scale is not None else self._own_scale()
+        super().__init__(_resolve_scale(name, scale, own), name)
 
     def _own_scale(self):
         in_hw = self.model.inputs[0].shape[1:3]
@@ -234,7 +250,6 @@ class TFLiteUpscaler(Upscaler):
     """
 
     def __init__(self, path: str, scale, name: str | None = None):
-        super().__init__(scale, name or path)
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = path
@@ -252,7 +267,8 @@ class TFLiteUpscaler(Upscaler):
         self.channels = int(inputs[0]["shape"][-1])
         in_hw = inputs[0]["shape"][1:3]
         out_hw = self.interpreter.get_output_details()[0]["shape"][1:3]
-        _check_model_scale(path, scale, (out_hw[0] / in_hw[0], out_hw[1] / in_hw[1]))
+        own = (out_hw[0] / in_hw[0], out_hw[1] / in_hw[1])
+        super().__init__(_resolve_scale(path, scale, own), name or path)
         self._size = None
 
     def _resize_to(self, h: int, w: int) -> None:
@@ -337,7 +353,7 @@ def upscaler_kinds() -> list[UpscalerKind]:
     return list(_KINDS)
 
 
-def load_upscaler(spec: str, scale) -> Upscaler:
+def load_upscaler(spec: str, scale=None) -> Upscaler:
     """Builds the upscaler named by ``spec``, for ``scale``.
 
     Args:
@@ -345,7 +361,8 @@ def load_upscaler(spec: str, scale) -> Upscaler:
             a ``.tflite`` file; or the name of a shipped pretrained model
             (``tfsr.models.pretrained_names()``).
         scale: an int, a float or a (vertical, horizontal) pair. Fixed-scale models check it
-            against their own scale where they know it.
+            against their own scale where they know it; None means the model's own scale
+            (an error for bicubic and for models whose scale cannot be found out).
 
     Returns:
         An :class:`Upscaler`.
@@ -356,7 +373,8 @@ def load_upscaler(spec: str, scale) -> Upscaler:
             not load, a scale the model does not have.
     """
     spec = os.fspath(spec)
-    scale_pair(scale)
+    if scale is not None:
+        scale_pair(scale)
     for kind in _KINDS:
         if kind.matches(spec):
             return kind.load(spec, scale)
@@ -407,12 +425,15 @@ def _load_pretrained(spec: str, scale) -> Upscaler:
     from tfsr.models import pretrained, pretrained_entry
 
     entry = pretrained_entry(spec)
-    _check_model_scale(spec, scale, entry.scale)  # before loading the weights
+    scale = _resolve_scale(spec, scale, entry.scale)  # before loading the weights
     return KerasUpscaler(pretrained(spec), scale, name=spec, model_scale=entry.scale)
 
 
 register_upscaler_kind(
-    "bicubic", "'bicubic'", lambda s: s == "bicubic", lambda s, scale: BicubicUpscaler(scale)
+    "bicubic",
+    "'bicubic'",
+    lambda s: s == "bicubic",
+    lambda s, scale: BicubicUpscaler(_resolve_scale("bicubic", scale, None)),
 )
 register_upscaler_kind(
     "keras", "a tf_keras .keras / .h5 file or SavedModel folder", _is_keras_spec, _load_keras

@@ -1,0 +1,130 @@
+"""tfsr.upscaling and python -m tfsr.upscale: tiling exactness, image kinds, safety, errors."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfsr.data.io import read_image, write_image
+from tfsr.inference import BicubicUpscaler, KerasUpscaler
+from tfsr.models import collapse_model, sesr_model
+from tfsr.upscale import plan_outputs, upscale_files
+from tfsr.upscaling import run_tiled, upscale_image
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def sesr_upscaler():
+    model = sesr_model("m5", scale=2)
+    rng = np.random.default_rng(0)
+    for w in model.weights:  # random, non-trivial weights
+        w.assign(rng.normal(0, 0.05, w.shape).astype(np.float32))
+    return KerasUpscaler(collapse_model(model), 2, name="sesr")
+
+
+def _photo(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 128 + 60 * np.sin(yy / 7.0)[..., None] * np.cos(xx / 5.0)[..., None]
+    return np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def test_tiled_equals_whole_for_sesr_and_bicubic(sesr_upscaler):
+    image = _photo(70, 90)
+    for upscaler in (sesr_upscaler, BicubicUpscaler(2)):
+        whole = upscale_image(upscaler, image, tile=1000)
+        tiled = upscale_image(upscaler, image, tile=32, margin=16)
+        assert whole.shape == (140, 180, 3)
+        # M5's receptive radius is 9 < 16: float differences only, at most one uint8 step
+        # (a rounding tie), and almost everywhere none.
+        diff = np.abs(whole.astype(int) - tiled.astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def test_too_small_margin_changes_tiled_result(sesr_upscaler):
+    image = _photo(64, 64, seed=3)
+    whole = upscale_image(sesr_upscaler, image, tile=1000)
+    tiled = upscale_image(sesr_upscaler, image, tile=16, margin=2)
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() > 1
+
+
+def test_run_tiled_places_pieces():
+    image = np.arange(30 * 50, dtype=np.float32).reshape(30, 50, 1)
+
+    def nearest3(x):
+        return np.repeat(np.repeat(x, 3, axis=0), 3, axis=1)
+
+    np.testing.assert_array_equal(
+        run_tiled(nearest3, image, (3, 3), tile=7, margin=2), nearest3(image)
+    )
+    with pytest.raises(ValueError, match="tile must be positive"):
+        run_tiled(nearest3, image, (3, 3), tile=0)
+
+
+def test_grey_stays_grey_and_alpha_is_kept(sesr_upscaler):
+    grey = _photo(20, 24)[..., 0]
+    out = upscale_image(sesr_upscaler, grey)
+    assert out.shape == (40, 48) and out.dtype == np.uint8
+    rgba = np.concatenate([_photo(20, 24), np.full((20, 24, 1), 77, np.uint8)], axis=-1)
+    out = upscale_image(sesr_upscaler, rgba)
+    assert out.shape == (40, 48, 4)
+    assert (out[..., 3] == 77).all()  # bicubic of a constant is the constant
+    with pytest.raises(ValueError, match="expected a uint8 image"):
+        upscale_image(sesr_upscaler, grey.astype(np.float32))
+
+
+def test_plan_outputs(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    write_image(str(folder / "a.jpg"), _photo(8, 8))
+    write_image(str(folder / "sub" / "b.png"), _photo(8, 8))
+    pairs = plan_outputs([str(folder)], str(tmp_path / "out"))
+    assert sorted(os.path.relpath(d, tmp_path) for _, d in pairs) == [
+        os.path.join("out", "a.png"),
+        os.path.join("out", "sub", "b.png"),
+    ]
+    with pytest.raises(ValueError, match="is an input image"):
+        plan_outputs([str(folder / "sub" / "b.png")], str(folder / "sub"))
+    write_image(str(tmp_path / "a.png"), _photo(8, 8))
+    with pytest.raises(ValueError, match="would both be written to"):
+        plan_outputs([str(folder / "a.jpg"), str(tmp_path / "a.png")], str(tmp_path / "out"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        plan_outputs([str(tmp_path / "nothing.png")], str(tmp_path / "out"))
+
+
+def test_upscale_files_reports_bad_files_and_refuses_to_overwrite(tmp_path):
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    write_image(str(good), _photo(10, 12))
+    bad.write_bytes(b"not an image")
+    pairs = plan_outputs([str(good), str(bad)], str(tmp_path / "out"))
+    failures = upscale_files(BicubicUpscaler(3), pairs)
+    assert [os.path.basename(src) for src, _ in failures] == ["bad.png"]
+    assert "cannot read image" in failures[0][1]
+    assert read_image(str(tmp_path / "out" / "good.png")).shape == (30, 36, 3)
+    with pytest.raises(FileExistsError, match="use --overwrite"):
+        upscale_files(BicubicUpscaler(3), pairs[:1])
+    assert upscale_files(BicubicUpscaler(3), pairs[:1], overwrite=True) == []
+
+
+def test_cli(tmp_path):
+    write_image(str(tmp_path / "x.png"), _photo(10, 10))
+    run = [sys.executable, "-m", "tfsr.upscale", "--model=bicubic", "--scale=2"]
+    ok = subprocess.run(
+        run + [str(tmp_path / "x.png"), f"--out={tmp_path / 'o'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert read_image(str(tmp_path / "o" / "x.png")).shape == (20, 20, 3)
+    same = subprocess.run(
+        run + [str(tmp_path / "x.png"), f"--out={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert same.returncode != 0
+    assert "is an input image" in same.stderr and "Traceback" not in same.stderr
