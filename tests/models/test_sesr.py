@@ -266,3 +266,41 @@ def test_collapse_model_needs_a_graph_model():
 
     with pytest.raises(ValueError, match="needs a Functional or Sequential model, got Sub"):
         collapse_model(Sub())
+
+
+def test_save_and_load_collapsed(tmp_path):
+    import json
+
+    from tfsr.models.sesr import load_collapsed, save_collapsed
+
+    model = sesr_model("m3", scale=4)
+    rng = np.random.default_rng(1)
+    for w in model.weights:
+        w.assign(rng.normal(0, 0.05, w.shape).astype(np.float32))
+    path = str(tmp_path / "m3.npz")
+    save_collapsed(model, path, variant="m3", activation="prelu")
+    restored = load_collapsed(path)
+    x = rng.uniform(0, 1, (1, 12, 10, 1)).astype(np.float32)
+    np.testing.assert_allclose(restored(x).numpy(), model(x).numpy(), atol=1e-5)
+    assert os.path.getsize(path) < 60_000
+
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(str(arrays["header"]))
+    np.savez(
+        str(tmp_path / "v9.npz"),
+        **{**arrays, "header": np.array(json.dumps({**header, "version": 9}))},
+    )
+    with pytest.raises(
+        ValueError, match="expected format tfsr-sesr version 1, got 'tfsr-sesr' version 9"
+    ):
+        load_collapsed(str(tmp_path / "v9.npz"))
+    np.savez(
+        str(tmp_path / "x2.npz"),
+        **{**arrays, "header": np.array(json.dumps({**header, "scale": 2}))},
+    )
+    with pytest.raises(ValueError, match="do not fit SESR-M3 x2|layer .*"):
+        load_collapsed(str(tmp_path / "x2.npz"))
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="is not a tfsr SESR weights file"):
+        load_collapsed(str(tmp_path / "junk.npz"))

@@ -321,3 +321,96 @@ def init_from(dst: keras.Model, src: keras.Model) -> list[str]:
         target.set_weights(weights)
         copied.append(name)
     return copied
+
+
+# ---------------------------------------------------------------------------------------------
+# Shipped pretrained SESR models: the collapsed weights in an .npz with a JSON header.
+
+SHIPPED_FORMAT_VERSION = 1
+
+
+def save_collapsed(model: keras.Model, path: str, *, variant: str, activation: str) -> None:
+    """Writes the inference form of a SESR ``model`` as a compact ``.npz`` (float32 weights).
+
+    The file holds one array per weight, named ``layer/index``, and ``header``: JSON with the
+    format version, variant, scale and activation. :func:`load_collapsed` rebuilds the model.
+    """
+    import json
+    import os
+
+    inference = collapse_model(model) if _has_blocks(model) else model
+    arrays = {
+        f"{layer.name}/{i}": w.numpy().astype(np.float32)
+        for layer in inference.layers
+        for i, w in enumerate(layer.weights)
+    }
+    header = {
+        "format": "tfsr-sesr",
+        "version": SHIPPED_FORMAT_VERSION,
+        "variant": variant,
+        "scale": _scale(model),
+        "activation": activation,
+    }
+    tmp = path + ".tmp.npz"
+    np.savez_compressed(tmp, header=np.array(json.dumps(header)), **arrays)
+    os.replace(tmp, path)
+
+
+def _has_blocks(model: keras.Model) -> bool:
+    return any(isinstance(layer, CollapsibleLinearBlock) for layer in model.layers)
+
+
+def load_collapsed(path: str) -> keras.Model:
+    """Rebuilds the inference model written by :func:`save_collapsed`.
+
+    Raises:
+        ValueError: not such a file, another format version, or weights that do not fit.
+    """
+    import json
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["header"]))
+            arrays = {k: data[k] for k in data.files if k != "header"}
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{path} is not a tfsr SESR weights file: {error}") from error
+    if header.get("format") != "tfsr-sesr" or header.get("version") != SHIPPED_FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: expected format tfsr-sesr version {SHIPPED_FORMAT_VERSION}, got "
+            f"{header.get('format')!r} version {header.get('version')!r}"
+        )
+    model = collapse_model(
+        sesr_model(header["variant"], scale=header["scale"], activation=header["activation"])
+    )
+    expected = {f"{layer.name}/{i}" for layer in model.layers for i in range(len(layer.weights))}
+    if expected != set(arrays):
+        raise ValueError(
+            f"{path}: weights {sorted(set(arrays) ^ expected)} do not fit SESR-"
+            f"{header['variant'].upper()} x{header['scale']}"
+        )
+    for layer in model.layers:
+        if layer.weights:
+            try:
+                layer.set_weights([arrays[f"{layer.name}/{i}"] for i in range(len(layer.weights))])
+            except ValueError as error:
+                raise ValueError(f"{path}: layer {layer.name}: {error}") from error
+    return model
+
+
+def _register_shipped() -> None:
+    from tfsr.models.pretrained import PretrainedEntry, register_pretrained
+
+    for variant in ("m5", "xl"):
+        for scale in (2, 4):
+            register_pretrained(
+                PretrainedEntry(
+                    name=f"sesr_{variant}_x{scale}",
+                    filename=f"sesr_{variant}_x{scale}.npz",
+                    scale=scale,
+                    description=f"SESR-{variant.upper()} x{scale}, collapsed, trained on the 291 set",
+                    loader=load_collapsed,
+                )
+            )
+
+
+_register_shipped()
