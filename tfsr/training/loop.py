@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -212,7 +213,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             unit="step",
             disable=not progress,
             dynamic_ncols=True,
-            mininterval=1.0,
+            # In a log file every refresh is kept: refresh rarely there.
+            mininterval=1.0 if sys.stderr.isatty() else 60.0,
         )
         window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
         with StopRequest() as stop, writer.as_default():
