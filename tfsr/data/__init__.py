@@ -2,3 +2,13 @@
 
 from tfsr.data.color import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb  # noqa: F401
 from tfsr.data.imresize import imresize, modcrop, to_uint8  # noqa: F401
+from tfsr.data.io import ImageReadError, list_images, read_image, write_image  # noqa: F401
+from tfsr.data.pipeline import multiscale_sr_patches, sr_patches  # noqa: F401
+from tfsr.data.sources import (  # noqa: F401
+    ImageSource,
+    SourceUnavailableError,
+    div2k,
+    embedded_photos,
+    image_folder,
+    source_from_spec,
+)

@@ -1,0 +1,196 @@
+"""Tests for tfsr.data.io: listing, reading (grey, palette, 16-bit, alpha, corrupt) and writing."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfsr.data.io import ImageReadError, list_images, read_image, write_image
+
+
+def _rgb(h=5, w=7, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+# ------------------------------------------------------------------------------------ list_images
+
+
+def test_list_images_sorted_recursive_case_insensitive(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    for name in ["b.PNG", "a.jpg", "sub/c.JpEg", "sub/d.bmp", "e.webp", ".hidden/x.png"]:
+        (tmp_path / name).write_bytes(b"")
+    for name in ["notes.txt", "._a.png", "f.tif"]:
+        (tmp_path / name).write_bytes(b"")
+    rel = [os.path.relpath(p, tmp_path) for p in list_images(tmp_path)]
+    assert rel == ["a.jpg", "b.PNG", "e.webp", os.path.join("sub", "c.JpEg"), "sub/d.bmp"]
+    flat = [os.path.basename(p) for p in list_images(tmp_path, recursive=False)]
+    assert flat == ["a.jpg", "b.PNG", "e.webp"]
+
+
+def test_list_images_errors_name_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.*does not exist"):
+        list_images(tmp_path / "nowhere")
+    (tmp_path / "only.txt").write_text("x")
+    with pytest.raises(ValueError, match=f"no image files.*{tmp_path.name}"):
+        list_images(tmp_path)
+    with pytest.raises(NotADirectoryError, match="only.txt"):
+        list_images(tmp_path / "only.txt")
+
+
+# ------------------------------------------------------------------------------------- read_image
+
+
+def test_read_rgb_png_round_trip(tmp_path):
+    rgb = _rgb()
+    Image.fromarray(rgb).save(tmp_path / "x.png")
+    out = read_image(tmp_path / "x.png")
+    assert out.dtype == np.uint8 and out.shape == (5, 7, 3)
+    np.testing.assert_array_equal(out, rgb)
+
+
+def test_read_grey_gives_equal_channels(tmp_path):
+    grey = _rgb()[..., 0]
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    out = read_image(tmp_path / "g.png")
+    assert out.shape == (5, 7, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(out[..., c], grey)
+
+
+def test_read_rgba_drops_or_keeps_alpha(tmp_path):
+    rgba = np.concatenate([_rgb(), _rgb(seed=1)[..., :1]], axis=-1)
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), rgba[..., :3])
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png", keep_alpha=True), rgba)
+    Image.fromarray(_rgb()).save(tmp_path / "opaque.png")
+    kept = read_image(tmp_path / "opaque.png", keep_alpha=True)
+    assert kept.shape == (5, 7, 4) and np.all(kept[..., 3] == 255)
+
+
+def test_read_palette_and_grey_alpha(tmp_path):
+    palette_image = Image.fromarray(_rgb()).convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+    palette_image.save(tmp_path / "p.png")
+    expected = np.asarray(palette_image.convert("RGB"))
+    np.testing.assert_array_equal(read_image(tmp_path / "p.png"), expected)
+    la = np.stack([_rgb()[..., 0], _rgb(seed=3)[..., 0]], axis=-1)
+    Image.fromarray(la, mode="LA").save(tmp_path / "la.png")
+    out = read_image(tmp_path / "la.png", keep_alpha=True)
+    np.testing.assert_array_equal(out[..., :3], np.repeat(la[..., :1], 3, axis=-1))
+    np.testing.assert_array_equal(out[..., 3], la[..., 1])
+
+
+def test_read_16_bit_grey_keeps_high_byte(tmp_path):
+    values = np.array([[0, 255, 256, 65535], [1000, 30000, 40000, 65280]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I;16")
+    out = read_image(tmp_path / "g16.png")
+    np.testing.assert_array_equal(out[..., 0], [[0, 0, 1, 255], [3, 117, 156, 255]])
+    np.testing.assert_array_equal(out[..., 2], out[..., 0])
+
+
+def test_read_jpeg_and_bmp(tmp_path):
+    rgb = _rgb(16, 16)
+    Image.fromarray(rgb).save(tmp_path / "x.bmp")
+    np.testing.assert_array_equal(read_image(tmp_path / "x.bmp"), rgb)
+    Image.fromarray(rgb).save(tmp_path / "x.jpg", quality=95)
+    # Pillow's own decode of the same file: read_image adds nothing (no EXIF rotation etc.).
+    np.testing.assert_array_equal(
+        read_image(tmp_path / "x.jpg"), np.asarray(Image.open(tmp_path / "x.jpg"))
+    )
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    cmyk = read_image(tmp_path / "cmyk.jpg")
+    assert cmyk.shape == (16, 16, 3) and cmyk.dtype == np.uint8
+
+
+def test_read_corrupt_and_truncated_files_raise_naming_them(tmp_path):
+    (tmp_path / "junk.png").write_bytes(b"this is not a png")
+    with pytest.raises(ImageReadError, match="junk.png"):
+        read_image(tmp_path / "junk.png")
+    Image.fromarray(_rgb(64, 64)).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match="cut.png"):
+        read_image(tmp_path / "cut.png")
+    assert issubclass(ImageReadError, ValueError)
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        read_image(tmp_path / "missing.png")
+
+
+# ------------------------------------------------------------------------------------ write_image
+
+
+@pytest.mark.parametrize("name", ["x.png", "x.bmp", "x.webp", "X.PNG"])
+def test_write_lossless_round_trip(tmp_path, name):
+    rgb = _rgb()
+    write_image(tmp_path / name, rgb, quality=100)  # quality 100: lossless WebP
+    np.testing.assert_array_equal(read_image(tmp_path / name), rgb)
+
+
+def _smooth(h=32, w=32):
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([4 * y + 40, 3 * x + 60, 2 * (x + y) + 20], axis=-1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", ["x.jpg", "x.jpeg", "x.webp"])
+def test_write_lossy(tmp_path, name):
+    write_image(tmp_path / name, _smooth(), quality=90)
+    assert np.abs(read_image(tmp_path / name).astype(int) - _smooth()).mean() < 2.0
+
+
+def test_write_float_rounds_half_away_from_zero_and_clips(tmp_path):
+    # 0.5 / 255 -> 0.5 -> 1 (round half away from zero); 2.5 / 255 -> 3; out of range clipped.
+    values = np.array([[0.5, 2.5, 1.49, -0.3, 300.0, 127.5]]) / 255.0
+    write_image(tmp_path / "f.png", values)
+    np.testing.assert_array_equal(read_image(tmp_path / "f.png")[..., 0], [[1, 3, 1, 0, 255, 128]])
+
+
+def test_write_grey_shapes_and_alpha(tmp_path):
+    grey = _rgb()[..., 0]
+    write_image(tmp_path / "g.png", grey[..., None])
+    assert Image.open(tmp_path / "g.png").mode == "L"
+    np.testing.assert_array_equal(read_image(tmp_path / "g.png")[..., 1], grey)
+    rgba = np.concatenate([_rgb(), np.full((5, 7, 1), 9, np.uint8)], axis=-1)
+    write_image(tmp_path / "a.png", rgba)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png", keep_alpha=True), rgba)
+
+
+def test_write_overwrite_false_refuses_and_keeps_old_file(tmp_path):
+    path = tmp_path / "x.png"
+    write_image(path, _rgb(seed=1))
+    write_image(path, _rgb(seed=2))  # overwrite=True by default
+    np.testing.assert_array_equal(read_image(path), _rgb(seed=2))
+    with pytest.raises(FileExistsError, match="x.png"):
+        write_image(path, _rgb(seed=3), overwrite=False)
+    np.testing.assert_array_equal(read_image(path), _rgb(seed=2))
+    write_image(tmp_path / "new.png", _rgb(seed=3), overwrite=False)
+    np.testing.assert_array_equal(read_image(tmp_path / "new.png"), _rgb(seed=3))
+    assert sorted(os.listdir(tmp_path)) == ["new.png", "x.png"]  # no temporary files left
+
+
+def test_write_failure_leaves_no_file(tmp_path, monkeypatch):
+    def broken_save(self, fp, format=None, **params):
+        fp.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        write_image(tmp_path / "x.png", _rgb())
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"x\.tiff.*\.png"):
+        write_image(tmp_path / "x.tiff", _rgb())
+    with pytest.raises(ValueError, match=r"shape.*\(5, 7, 2\)"):
+        write_image(tmp_path / "x.png", np.zeros((5, 7, 2), np.uint8))
+    with pytest.raises(ValueError, match="JPEG cannot store an alpha channel"):
+        write_image(tmp_path / "x.jpg", np.zeros((5, 7, 4), np.uint8))
+    with pytest.raises(ValueError, match="NaN"):
+        write_image(tmp_path / "x.png", np.full((2, 2), np.nan))
+    with pytest.raises(ValueError, match=r"0\.\.255.*-1\.\.300"):
+        write_image(tmp_path / "x.png", np.array([[-1, 300]]))
+    with pytest.raises(ValueError, match="quality"):
+        write_image(tmp_path / "x.jpg", _rgb(), quality=0)
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,259 @@
+"""Reading, writing and listing image files, as uint8 RGB arrays.
+
+Every reader in tfsr goes through :func:`read_image`, so that a grey, palette, 16-bit or RGBA file
+always arrives as the same thing: a ``uint8`` array of shape ``(H, W, 3)``. Pixel data are taken
+as stored (no EXIF rotation, no colour management), like MATLAB's ``imread`` and
+``tf.io.decode_image``, so that benchmark files read the same everywhere.
+
+Example::
+
+    from tfsr.data import io
+    paths = io.list_images("../shared/data/val/Set5/HR")
+    hr = io.read_image(paths[0])           # (H, W, 3) uint8
+    io.write_image("/tmp/copy.png", hr)    # atomic; overwrite=False refuses to replace a file
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+"""File name endings (compared case-insensitively) that :func:`list_images` picks up."""
+
+_WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}
+
+
+class ImageReadError(ValueError):
+    """An image file exists but cannot be decoded (corrupt, truncated or of an unsupported kind)."""
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[str]:
+    """Paths of the image files in ``folder``, sorted.
+
+    Picks files whose names end in one of :data:`IMAGE_EXTENSIONS` (any case). Hidden files and
+    folders (names starting with ".", such as macOS ``._name.png`` forks) are left out.
+
+    Args:
+        folder: the folder to search.
+        recursive: also search sub-folders (their files are sorted by path relative to
+            ``folder``).
+
+    Returns:
+        Non-empty list of file paths, each ``os.path.join(folder, relative_path)``.
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist.
+        NotADirectoryError: ``folder`` is a file.
+        ValueError: ``folder`` holds no image file.
+    """
+    folder = os.fspath(folder)
+    if not os.path.exists(folder):
+        raise FileNotFoundError(f"image folder {folder!r} does not exist")
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(f"expected a folder of images, got the file {folder!r}")
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")] if recursive else []
+        for name in files:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(os.path.relpath(os.path.join(root, name), folder))
+    if not found:
+        where = "in or below" if recursive else "in"
+        raise ValueError(
+            f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found {where} the folder {folder!r}"
+        )
+    return [os.path.join(folder, rel) for rel in sorted(found)]
+
+
+def _high_byte(values: np.ndarray, path: str) -> np.ndarray:
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise ImageReadError(
+            f"cannot read image {path!r}: integer pixel values outside 0..65535 "
+            f"({values.min()}..{values.max()}) are not supported"
+        )
+    return (values.astype(np.uint32) >> 8).astype(np.uint8)
+
+
+def _pixels(image: Image.Image, path: str, keep_alpha: bool) -> np.ndarray:
+    """(H, W, 3) or, with keep_alpha, (H, W, 4) uint8 array of a loaded PIL image."""
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":
+        # 16-bit grey: keep the high byte, as Pillow does for 16-bit colour PNGs.
+        grey = _high_byte(np.asarray(image), path)
+        rgb = np.repeat(grey[..., None], 3, axis=-1)
+        alpha = None
+    elif mode == "F":
+        raise ImageReadError(f"cannot read image {path!r}: floating-point images are not supported")
+    else:
+        has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+            mode == "P" and "transparency" in image.info
+        )
+        converted = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
+        rgb = converted[..., :3]
+        alpha = converted[..., 3] if has_alpha else None
+    if not keep_alpha:
+        return np.ascontiguousarray(rgb)
+    if alpha is None:
+        alpha = np.full(rgb.shape[:2], 255, dtype=np.uint8)
+    return np.concatenate([rgb, alpha[..., None]], axis=-1)
+
+
+def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarray:
+    """Decodes an image file into a uint8 RGB array.
+
+    Grey images come back with R = G = B; palette images are expanded; 16-bit images keep their
+    high byte (what Pillow and ``tf.io.decode_png`` do for 8-bit output); an alpha channel is
+    dropped unless ``keep_alpha``.
+
+    Args:
+        path: the image file (PNG, JPEG, BMP, WebP, or anything else Pillow decodes).
+        keep_alpha: return four channels, RGBA; images without alpha get an opaque (255) one.
+
+    Returns:
+        ``uint8`` array of shape (H, W, 3), or (H, W, 4) with ``keep_alpha``.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ImageReadError: the file cannot be decoded (corrupt, truncated, not an image); the message
+            names the file.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"image file {path!r} does not exist")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return _pixels(image, path, keep_alpha)
+    except ImageReadError:
+        raise
+    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, struct.error...
+        raise ImageReadError(f"cannot read image {path!r}: {error}") from error
+
+
+def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(height, width)`` of an image file, from its header (no pixel is decoded).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ImageReadError: the header cannot be parsed (the pixel data are not checked).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"image file {path!r} does not exist")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception as error:
+        raise ImageReadError(f"cannot read image {path!r}: {error}") from error
+    return height, width
+
+
+def _as_uint8(array) -> np.ndarray:
+    from tfsr.data.imresize import to_uint8  # MATLAB rounding: one helper, one place.
+
+    array = np.asarray(array)
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.integer):
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise ValueError(
+                f"integer image values must lie in 0..255, got {array.min()}..{array.max()} "
+                f"({array.dtype}); pass uint8, or float in [0, 1]"
+            )
+        return array.astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.all(np.isfinite(array)):
+            raise ValueError("float image contains NaN or infinity; expected values in [0, 1]")
+        return np.asarray(to_uint8(np.clip(array.astype(np.float64), 0.0, 1.0) * 255.0))
+    raise ValueError(f"expected a uint8 or float image array, got dtype {array.dtype}")
+
+
+def write_image(
+    path: str | os.PathLike,
+    array,
+    *,
+    overwrite: bool = True,
+    quality: int = 95,
+) -> None:
+    """Writes an image file atomically, its format chosen by the file name ending.
+
+    The image is written to a temporary file in the same folder and moved into place, so a reader
+    never sees a half-written file and an interrupted write leaves no partial file behind.
+
+    Args:
+        path: destination, ending in .png, .jpg/.jpeg, .bmp or .webp (any case). Its folder must
+            exist.
+        array: (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image (NumPy array or eager tensor):
+            ``uint8``, integers in 0..255, or float in [0, 1] (clipped, then scaled by 255 and
+            rounded half away from zero, as MATLAB's ``im2uint8`` does).
+        overwrite: replace an existing file. With False, an existing file raises
+            ``FileExistsError`` and is left untouched (checked atomically where the file system
+            supports hard links).
+        quality: JPEG / WebP quality, 1..100; 100 makes WebP lossless (ignored for PNG and BMP,
+            which are always lossless).
+
+    Raises:
+        ValueError: unknown file ending, bad shape or dtype, alpha channel for JPEG/BMP.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in _WRITE_FORMATS:
+        raise ValueError(
+            f"cannot choose an image format for {path!r}: expected one of "
+            f"{', '.join(_WRITE_FORMATS)}"
+        )
+    fmt = _WRITE_FORMATS[ext]
+    pixels = _as_uint8(array)
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[-1] in (3, 4))):
+        raise ValueError(
+            f"expected an image of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
+            f"got {pixels.shape}"
+        )
+    if pixels.ndim == 3 and pixels.shape[-1] == 4 and fmt in ("JPEG", "BMP"):
+        raise ValueError(f"{fmt} cannot store an alpha channel ({path!r}); use .png or .webp")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must lie in 1..100, got {quality}")
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path!r} exists and overwrite=False")
+
+    options = {}
+    if fmt == "JPEG":
+        options = {"quality": quality}
+    elif fmt == "WEBP":
+        options = {"lossless": True} if quality == 100 else {"quality": quality}
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+    # os.open with 0o666 lets the umask decide the final permissions, as a plain open() would.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            Image.fromarray(np.ascontiguousarray(pixels)).save(handle, format=fmt, **options)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _move_no_clobber(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _move_no_clobber(tmp: str, path: str) -> None:
+    try:
+        os.link(tmp, path)  # fails atomically when path exists
+    except FileExistsError:
+        raise FileExistsError(f"{path!r} exists and overwrite=False") from None
+    except OSError:  # no hard links on this file system: check, then replace
+        if os.path.exists(path):
+            raise FileExistsError(f"{path!r} exists and overwrite=False") from None
+        os.replace(tmp, path)
