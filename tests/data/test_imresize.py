@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tfsr.data import io
 from tfsr.data.imresize import (
-    _contributions,
+    bicubic_contributions,
     _resize_axis_np,
     imresize,
     modcrop,
@@ -67,7 +67,7 @@ def test_set14_lr_files_bit_exact(shared_data, scale):
 def test_contributions_x2_golden():
     # Output pixel 1 of a x2 upscale sits at input coordinate 0.75 (1-based); taps at -2..3 are
     # 2.75, 1.75, 0.75, -0.25, -1.25, -2.25 away; Keys' a = -0.5 kernel gives these weights.
-    weights, indices = _contributions(4, 8, 2.0)
+    weights, indices = bicubic_contributions(4, 8, 2.0)
     np.testing.assert_array_equal(
         weights[0], [0.0, -0.0234375, 0.2265625, 0.8671875, -0.0703125, 0.0]
     )
@@ -80,7 +80,7 @@ def test_contributions_x2_golden():
 def test_contributions_antialiased_x1_2():
     # Shrinking by 2 widens the kernel to 8 input pixels: output 1 is centred at 1.5 (1-based),
     # its 10 taps start at floor(1.5 - 4) = -3.
-    weights, indices = _contributions(8, 4, 0.5)
+    weights, indices = bicubic_contributions(8, 4, 0.5)
     assert weights.shape == (4, 10)
     np.testing.assert_array_equal(indices[0], [3, 2, 1, 0, 0, 1, 2, 3, 4, 5])
     d = 1.5 - np.arange(-3.0, 7.0)  # distances to taps -3..6 (1-based)

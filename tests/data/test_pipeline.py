@@ -309,7 +309,7 @@ def test_embedded_source_feeds_the_pipeline():
         (dict(scale=2.5, hr_patch_size=16), r"hr_patch_size 16.*multiple of 5"),
         (dict(scale=2, lr_patch_size=8, hr_patch_size=16), "exactly one of"),
         (dict(scale=2), "exactly one of"),
-        (dict(scale=(2, 3, 4), lr_patch_size=8), r"\(scale_v, scale_h\) pair"),
+        (dict(scale=(2, 3, 4), lr_patch_size=8), r"\(vertical, horizontal\) pair"),
         (dict(scale=2, lr_patch_size=8, channels="yuv"), r"channels.*'yuv'"),
         (dict(scale=2, lr_patch_size=8, batch_size=0), "batch_size must be a positive"),
         (dict(scale=2, lr_patch_size=8, start_step=-1), "start_step must be a non-negative"),

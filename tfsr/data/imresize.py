@@ -55,7 +55,7 @@ def _cubic(x):
     return near + far
 
 
-def _contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def bicubic_contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Weights and 0-based source indices of a 1-D MATLAB bicubic resize.
 
     Returns:
@@ -78,7 +78,7 @@ def _contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray,
 
 
 def _run_time_contributions(in_len, out_len, scale) -> tuple[tf.Tensor, tf.Tensor]:
-    """``_contributions`` for a size (or scale) known only when the graph runs.
+    """``bicubic_contributions`` for a size (or scale) known only when the graph runs.
 
     The NumPy code itself runs, through ``tf.numpy_function``: a TF-ops twin is not bit-exact
     in a graph, because Grappler reassociates float arithmetic with constants (``1.5 * x**3``,
@@ -86,7 +86,7 @@ def _run_time_contributions(in_len, out_len, scale) -> tuple[tf.Tensor, tf.Tenso
     """
 
     def weights_and_indices(n, o, s):
-        w, i = _contributions(int(n), int(o), float(s))
+        w, i = bicubic_contributions(int(n), int(o), float(s))
         return w, i.astype(np.int32)
 
     weights, indices = tf.numpy_function(
@@ -116,7 +116,7 @@ def _broadcast_shape(length: int, axis: int) -> list[int]:
 
 
 def _resize_axis_np(x: np.ndarray, axis: int, scale: float, out_len: int) -> np.ndarray:
-    weights, indices = _contributions(x.shape[axis], out_len, scale)
+    weights, indices = bicubic_contributions(x.shape[axis], out_len, scale)
     bshape = _broadcast_shape(out_len, axis)
     out = weights[:, 0].reshape(bshape) * np.take(x, indices[:, 0], axis=axis)
     for t in range(1, weights.shape[1]):
@@ -127,7 +127,7 @@ def _resize_axis_np(x: np.ndarray, axis: int, scale: float, out_len: int) -> np.
 def _resize_axis_tf(x: tf.Tensor, axis: int, scale, out_len) -> tf.Tensor:
     in_len = x.shape[axis]
     if in_len is not None and not tf.is_tensor(out_len) and not tf.is_tensor(scale):
-        w, i = _contributions(in_len, out_len, scale)
+        w, i = bicubic_contributions(in_len, out_len, scale)
         weights, indices = tf.constant(w), tf.constant(i.astype(np.int32))
     else:
         weights, indices = _run_time_contributions(tf.shape(x)[axis], out_len, scale)

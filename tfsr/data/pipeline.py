@@ -43,7 +43,6 @@ import math
 import numbers
 import warnings
 from collections.abc import Sequence
-from fractions import Fraction
 
 import numpy as np
 import tensorflow as tf
@@ -63,15 +62,10 @@ _CROP, _AUGMENT = 0, 1
 
 
 def _ratio(value, what: str) -> tuple[int, int]:
-    """(p, q) with value == p / q in lowest terms, q <= _MAX_DENOMINATOR."""
+    """(p, q) with value == p / q in lowest terms, q <= _MAX_DENOMINATOR, value >= 1."""
     if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 1:
         raise ValueError(f"{what} must be a number >= 1, got {value!r}")
-    frac = Fraction(float(value)).limit_denominator(_MAX_DENOMINATOR)
-    if abs(float(frac) - value) > 1e-9 * value:
-        raise ValueError(
-            f"{what} {value!r} is not a ratio p/q of integers with q <= {_MAX_DENOMINATOR}"
-        )
-    return frac.numerator, frac.denominator
+    return _imresize.scale_ratio(value, _MAX_DENOMINATOR)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,17 +100,9 @@ class _Geometry:
         return self.v == self.h
 
 
-def _scale_pair(scale) -> tuple:
-    if isinstance(scale, (tuple, list)):
-        if len(scale) != 2:
-            raise ValueError(f"a scale is a number or a (scale_v, scale_h) pair, got {scale!r}")
-        return tuple(scale)
-    return (scale, scale)
-
-
 def _geometry(scale, lr_patch_size, hr_patch_size) -> _Geometry:
     """Checks one scale against the patch size; the message says which sizes would work."""
-    sv, sh = _scale_pair(scale)
+    sv, sh = _imresize.scale_pair(scale)
     axes = []
     for name, s in (("scale_v", sv), ("scale_h", sh)):
         p, q = _ratio(s, f"{name} of scale {scale!r}" if sv != sh else "scale")
@@ -149,14 +135,14 @@ def _bicubic_table(axis: _Axis, rows: int) -> tuple[np.ndarray, np.ndarray]:
 
     MATLAB's weights for output pixel ``x`` depend on ``x`` and the scale only, not on the image
     size, which only decides how out-of-range source indices are mirrored: one table per scale
-    and axis serves every image. The numbers come from imresize's own ``_contributions``. A scale
+    and axis serves every image. The numbers come from imresize's own ``bicubic_contributions``. A scale
     of 1 (imresize skips the axis) gets the identity: one tap of weight 1.
     """
     if axis.scale == 1.0:
         return np.ones((rows, 1)), np.arange(rows)
     # A long enough input that no source index is mirrored at the far end.
     long_input = 2 * (rows + 8) * axis.p // axis.q + 64
-    weights, indices = _imresize._contributions(long_input, rows, 1.0 / axis.scale)
+    weights, indices = _imresize.bicubic_contributions(long_input, rows, 1.0 / axis.scale)
     first = indices[:, -1] - (weights.shape[1] - 1)  # the last tap is never mirrored
     return weights, first
 
@@ -166,7 +152,9 @@ def _check_table(axis: _Axis, weights, first, hr_size: int) -> None:
     if axis.scale == 1.0:
         return
     in_len, out_len = hr_size // axis.p * axis.p, axis.lr_size(hr_size)
-    expected_weights, expected_indices = _imresize._contributions(in_len, out_len, 1 / axis.scale)
+    expected_weights, expected_indices = _imresize.bicubic_contributions(
+        in_len, out_len, 1 / axis.scale
+    )
     indices = _mirror_np(first[:out_len, None] + np.arange(weights.shape[1]), in_len)
     if not (
         np.array_equal(weights[:out_len], expected_weights)

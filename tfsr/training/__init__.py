@@ -13,10 +13,18 @@ def run_from_config(config: TrainConfig) -> int:
         A process exit code: 0 done, 1 stopped by a signal (checkpoint written), 2 bad input.
     """
     from tfsr.data.io import ImageReadError
+    from tfsr.data.sources import SourceUnavailableError
 
+    user_errors = (
+        ConfigMismatchError,
+        FileNotFoundError,
+        ImageReadError,
+        SourceUnavailableError,
+        ValueError,
+    )
     try:
         result = train(config)
-    except (ConfigMismatchError, FileNotFoundError, ImageReadError, ValueError) as e:
+    except user_errors as e:
         print(f"error: {e}")
         return 2
     if not result.completed:
