@@ -3,6 +3,11 @@
     python train.py                      # SESR-M5 x2 on the embedded photos, a few minutes on CPU
     python train.py --model=sesr_xl --scale=2 --train_data=../shared/data/train \
         --val_data=../shared/data/val/Set5 --steps=300000 --out_dir=runs/sesr_xl_x2
+    python train.py --model=meta_sesr --train_data=../shared/data/train \
+        --val_data=../shared/data/val/Set5      # one random scale per batch, 1.1 to 4.0
+
+Arbitrary-scale models (meta_sesr) ignore --scale: they train on their own scales (one per batch,
+LR patches of 50 pixels unless --patch_size is given) and validate at x2, x3 and x4.
 
 Rerunning with the same --out_dir resumes (model, optimizer, step and data order). SIGINT or
 SIGTERM writes a checkpoint and stops; a second Ctrl-C stops at once.
@@ -21,7 +26,9 @@ from tfsr.training.config import TrainConfig  # noqa: E402
 _DEFAULTS = TrainConfig()
 
 _MODEL = flags.DEFINE_string("model", _DEFAULTS.model, "Model name (see --helpfull for the list).")
-_SCALE = flags.DEFINE_integer("scale", _DEFAULTS.scale, "Upscaling factor.")
+_SCALE = flags.DEFINE_integer(
+    "scale", _DEFAULTS.scale, "Upscaling factor (ignored by arbitrary-scale models: meta_sesr)."
+)
 _TRAIN_DATA = flags.DEFINE_string(
     "train_data", _DEFAULTS.train_data, "'embedded', 'div2k' or an image folder."
 )
@@ -35,7 +42,11 @@ _EPOCHS = flags.DEFINE_integer(
     "epochs", 0, "If set, train this many epochs instead of --steps (see tfsr.training)."
 )
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size.")
-_PATCH_SIZE = flags.DEFINE_integer("patch_size", _DEFAULTS.patch_size, "LR patch side (pixels).")
+_PATCH_SIZE = flags.DEFINE_integer(
+    "patch_size",
+    _DEFAULTS.patch_size,
+    "LR patch side (pixels); arbitrary-scale models default to their own (meta_sesr: 50).",
+)
 _LR = flags.DEFINE_float("lr", _DEFAULTS.lr, "Peak learning rate (Adam, amsgrad).")
 _LR_SCHEDULE = flags.DEFINE_enum(
     "lr_schedule", _DEFAULTS.lr_schedule, ["constant", "cosine", "step"], "Learning-rate schedule."
@@ -67,9 +78,16 @@ _VAL_EVERY = flags.DEFINE_integer(
 
 
 def config_from_flags() -> TrainConfig:
+    from tfsr.models.registry import get_model_spec
     from tfsr.training.data import steps_for_epochs
 
-    out_dir = _OUT_DIR.value or os.path.join("runs", f"{_MODEL.value}_x{_SCALE.value}")
+    spec = get_model_spec(_MODEL.value)
+    multi_scale = getattr(spec, "train_scales", None) is not None
+    patch_size = _PATCH_SIZE.value
+    if multi_scale and not flags.FLAGS["patch_size"].present:
+        patch_size = spec.patch_size
+    run_name = _MODEL.value if multi_scale else f"{_MODEL.value}_x{_SCALE.value}"
+    out_dir = _OUT_DIR.value or os.path.join("runs", run_name)
     config = TrainConfig(
         model=_MODEL.value,
         scale=_SCALE.value,
@@ -77,7 +95,7 @@ def config_from_flags() -> TrainConfig:
         val_data=_VAL_DATA.value,
         steps=_STEPS.value,
         batch_size=_BATCH_SIZE.value,
-        patch_size=_PATCH_SIZE.value,
+        patch_size=patch_size,
         lr=_LR.value,
         lr_schedule=_LR_SCHEDULE.value,
         warmup_steps=_WARMUP.value,

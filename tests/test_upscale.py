@@ -10,8 +10,7 @@ import pytest
 from tfsr.data.io import read_image, write_image
 from tfsr.inference import BicubicUpscaler, KerasUpscaler
 from tfsr.models import collapse_model, sesr_model
-from tfsr.upscale import plan_outputs, upscale_files
-from tfsr.upscaling import run_tiled, upscale_image
+from tfsr.upscaling import plan_outputs, run_tiled, upscale_files, upscale_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -83,7 +83,10 @@ def run_layer_test(
             return s[1:]
         return (None, None, s[-1])
 
-    inputs = [keras.Input(shape=symbolic_shape(s), dtype=d.dtype) for s, d in zip(shapes, data)]
+    inputs = [
+        keras.Input(shape=symbolic_shape(s), dtype=d.dtype)
+        for s, d in zip(shapes, data, strict=True)
+    ]
     layer = layer_cls(**init_kwargs)
     outputs = layer(inputs if multi_input else inputs[0], **call_kwargs)
     model = keras.Model(inputs, outputs)
@@ -94,7 +97,7 @@ def run_layer_test(
         [tf.constant(d) for d in data] if multi_input else tf.constant(data[0]), **call_kwargs
     )
     model_out = model(feed)
-    for a, b in zip(_as_list(eager_out), _as_list(model_out)):
+    for a, b in zip(_as_list(eager_out), _as_list(model_out), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=atol)
     if expected_output_shape is not None:
         assert tuple(_as_list(eager_out)[0].shape) == tuple(expected_output_shape), (
@@ -110,9 +113,9 @@ def run_layer_test(
         loss = model.train_on_batch(feed, targets if len(targets) > 1 else targets[0])
         assert np.all(np.isfinite(loss)), f"training step gave loss {loss}"
         after = [w.numpy() for w in layer.trainable_weights]
-        assert any(not np.array_equal(b, a) for b, a in zip(before, after)), (
-            "one training step changed no trainable weight: gradients do not reach the layer"
-        )
+        assert any(
+            not np.array_equal(b, a) for b, a in zip(before, after, strict=True)
+        ), "one training step changed no trainable weight: gradients do not reach the layer"
         model_out = model(feed)
 
     # 5. Save and load, equal outputs.
@@ -120,7 +123,7 @@ def run_layer_test(
         path = os.path.join(tmp, "model.keras")
         model.save(path)
         restored = keras.models.load_model(path)
-    for a, b in zip(_as_list(model_out), _as_list(restored(feed))):
+    for a, b in zip(_as_list(model_out), _as_list(restored(feed)), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=atol)
     return layer
 
@@ -148,7 +151,7 @@ def check_gradients(
     xs = [tf.constant(np.asarray(x, dtype=np.float64)) for x in inputs]
     theoretical, numerical = tf.test.compute_gradient(fn, xs, delta=delta)
     worst = 0.0
-    for i, (t, n) in enumerate(zip(theoretical, numerical)):
+    for i, (t, n) in enumerate(zip(theoretical, numerical, strict=True)):
         diff = np.abs(t - n)
         worst = max(worst, float(diff.max(initial=0.0)))
         bad = diff > atol + rtol * np.abs(n)

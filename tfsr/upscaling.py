@@ -13,11 +13,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
+from tqdm import tqdm
 
 from tfsr.data.imresize import imresize, to_uint8
+from tfsr.data.io import ImageReadError, list_images, read_image, write_image
 from tfsr.inference import Upscaler
 
 DEFAULT_TILE = 512
@@ -115,3 +118,61 @@ def upscale_image(
         big_alpha = imresize(alpha, output_size=out.shape[:2])
         out = np.concatenate([out, np.asarray(big_alpha)[..., None]], axis=-1)
     return out
+
+
+def plan_outputs(inputs: list[str], out_dir: str) -> list[tuple[str, str]]:
+    """``(input file, output file)`` pairs for files and folders given on the command line.
+
+    Raises:
+        FileNotFoundError: an input that does not exist.
+        ValueError: no image found, two inputs with the same output, or an output that is an input.
+    """
+    pairs = []
+    for item in inputs:
+        if os.path.isdir(item):
+            root = os.path.normpath(item)
+            for path in list_images(root):
+                rel = os.path.splitext(os.path.relpath(path, root))[0]
+                pairs.append((path, os.path.join(out_dir, rel + ".png")))
+        elif os.path.isfile(item):
+            stem = os.path.splitext(os.path.basename(item))[0]
+            pairs.append((item, os.path.join(out_dir, stem + ".png")))
+        else:
+            raise FileNotFoundError(f"input {item!r} does not exist")
+    if not pairs:
+        raise ValueError("no input images given")
+    seen = {}
+    for src, dst in pairs:
+        key = os.path.realpath(dst)
+        if key in seen:
+            raise ValueError(f"{seen[key]!r} and {src!r} would both be written to {dst!r}")
+        seen[key] = src
+    sources = {os.path.realpath(src) for src, _ in pairs}
+    for _, dst in pairs:
+        if os.path.realpath(dst) in sources:
+            raise ValueError(f"output {dst!r} is an input image; choose another --out")
+    return pairs
+
+
+def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin=DEFAULT_MARGIN):
+    """Upscales every pair; returns the list of ``(input, error message)`` that failed."""
+    if not overwrite:
+        existing = [dst for _, dst in pairs if os.path.exists(dst)]
+        if existing:
+            raise FileExistsError(
+                f"{len(existing)} output file(s) exist, e.g. {existing[0]!r}; use --overwrite"
+            )
+    failures = []
+    for src, dst in tqdm(pairs, desc="upscaling", unit="image", disable=len(pairs) < 2):
+        try:
+            image = read_image(src, keep_alpha=True)
+            if (image[..., 3] == 255).all():
+                image = image[..., :3]
+            if (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all():
+                image = image[..., 0] if image.shape[-1] == 3 else image
+            result = upscale_image(upscaler, image, tile=tile, margin=margin)
+            os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+            write_image(dst, result, overwrite=overwrite)
+        except (ImageReadError, OSError) as error:
+            failures.append((src, str(error)))
+    return failures

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from tfsr.data import io
 from tfsr.data.imresize import (
-    bicubic_contributions,
     _resize_axis_np,
+    bicubic_contributions,
     imresize,
     modcrop,
     scale_pair,

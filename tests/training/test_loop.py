@@ -45,11 +45,11 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     a = Trainer(_config(tmp_path / "a", steps=12))
     b = Trainer(_config(tmp_path / "b", steps=12))
     assert a.resumed_from == b.resumed_from == 12
-    for wa, wb in zip(_weights(a.model), _weights(b.model)):
+    for wa, wb in zip(_weights(a.model), _weights(b.model), strict=True):
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
     # Optimizer state came back too (Adam moments and iteration count).
     assert int(b.optimizer.iterations.numpy()) == 12
-    for va, vb in zip(a.optimizer.variables, b.optimizer.variables):
+    for va, vb in zip(a.optimizer.variables, b.optimizer.variables, strict=True):
         np.testing.assert_allclose(va.numpy(), vb.numpy(), rtol=1e-5, atol=1e-7)
 
 
@@ -76,7 +76,7 @@ def test_x4_starts_from_x2_run(tmp_path):
         if layer.weights
         and all(
             np.array_equal(a.numpy(), b.numpy())
-            for a, b in zip(layer.weights, src.get_layer(layer.name).weights)
+            for a, b in zip(layer.weights, src.get_layer(layer.name).weights, strict=True)
         )
     ]
     assert len(same) >= len([lay for lay in src.layers if lay.weights]) - 1

@@ -1,1 +1,4 @@
 """Keras layers (tf_keras), one public layer per module."""
+
+from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock  # noqa: F401
+from tfsr.layers.pixel_shuffle import PixelShuffle  # noqa: F401

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tfsr.training.config import ConfigMismatchError, TrainConfig  # noqa: F401
-from tfsr.training.loop import TrainResult, Trainer, train  # noqa: F401
+from tfsr.training.loop import Trainer, TrainResult, train  # noqa: F401
 
 
 def run_from_config(config: TrainConfig) -> int:

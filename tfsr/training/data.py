@@ -11,7 +11,7 @@ import math
 
 import tensorflow as tf
 
-from tfsr.data.pipeline import sr_patches
+from tfsr.data.pipeline import multiscale_sr_patches, sr_patches
 from tfsr.data.sources import ImageSource, source_from_spec
 from tfsr.training.config import TrainConfig
 
@@ -37,9 +37,41 @@ def split_sources(config: TrainConfig) -> tuple[ImageSource, list[str] | str]:
     return train, list(source.paths[-n:])
 
 
+def train_scales(config: TrainConfig) -> tuple | None:
+    """The scales an arbitrary-scale model trains on (one per batch), or None for a fixed-scale
+    model (trained at ``config.scale``)."""
+    from tfsr.models.registry import get_model_spec
+
+    return getattr(get_model_spec(config.model), "train_scales", None)
+
+
+def validation_scales(config: TrainConfig) -> tuple:
+    """The scales validation measures: the model's ``validation_scales`` for an arbitrary-scale
+    model, else ``(config.scale,)``."""
+    from tfsr.models.registry import get_model_spec
+
+    return getattr(get_model_spec(config.model), "validation_scales", None) or (config.scale,)
+
+
 def training_dataset(config: TrainConfig, start_step: int = 0) -> tf.data.Dataset:
-    """Batches ``start_step``, ``start_step + 1``, ... of the run's fixed sequence of batches."""
+    """Batches ``start_step``, ``start_step + 1``, ... of the run's fixed sequence of batches.
+
+    Fixed-scale models get ``(lr, hr)`` batches at ``config.scale``; arbitrary-scale models
+    (a spec with ``train_scales``) get ``((lr, scale), hr)`` batches, one random scale per batch.
+    """
     train, _ = split_sources(config)
+    scales = train_scales(config)
+    if scales is not None:
+        return multiscale_sr_patches(
+            train,
+            list(scales),
+            lr_patch_size=config.patch_size,
+            batch_size=config.batch_size,
+            channels="y",
+            seed=config.seed,
+            patches_per_image=PATCHES_PER_IMAGE,
+            start_step=start_step,
+        )
     return sr_patches(
         train,
         config.scale,
@@ -58,18 +90,37 @@ def steps_for_epochs(config: TrainConfig, epochs: int) -> int:
     return max(1, math.ceil(epochs * len(train) * PATCHES_PER_IMAGE / config.batch_size))
 
 
-def _evaluate(upscaler, config: TrainConfig) -> dict:
-    from tfsr.evaluation import evaluate
+def _evaluate(make_upscaler, config: TrainConfig) -> dict:
+    """Metrics of ``make_upscaler(scale)`` at every validation scale.
+
+    One scale: that scale's ``evaluate`` result. Several (arbitrary-scale models): ``psnr`` and
+    ``ssim`` are the means over the scales, and ``per_scale`` maps ``"x{s}"`` to each scale's
+    ``{psnr, ssim}``.
+    """
+    from tfsr.evaluation import evaluate, scale_name
 
     _, val = split_sources(config)
-    return evaluate(upscaler, val, config.scale)
+    scales = validation_scales(config)
+    results = {s: evaluate(make_upscaler(s), val, s) for s in scales}
+    if len(scales) == 1:
+        return results[scales[0]]
+    first = results[scales[0]]
+    return {
+        "dataset": first["dataset"],
+        "images": first["images"],
+        "psnr": float(sum(r["psnr"] for r in results.values()) / len(scales)),
+        "ssim": float(sum(r["ssim"] for r in results.values()) / len(scales)),
+        "per_scale": {
+            f"x{scale_name(s)}": {"psnr": r["psnr"], "ssim": r["ssim"]} for s, r in results.items()
+        },
+    }
 
 
 def validation_metrics(model, config: TrainConfig) -> dict:
     """Mean Y PSNR/SSIM of an in-memory model on the run's validation data."""
     from tfsr.inference import KerasUpscaler
 
-    return _evaluate(KerasUpscaler(model, config.scale, name=config.model), config)
+    return _evaluate(lambda s: KerasUpscaler(model, s, name=config.model), config)
 
 
 def final_evaluation(model, config: TrainConfig) -> dict:
@@ -77,8 +128,8 @@ def final_evaluation(model, config: TrainConfig) -> dict:
     from tfsr.inference import BicubicUpscaler
 
     ours = validation_metrics(model, config)
-    bicubic = _evaluate(BicubicUpscaler(config.scale), config)
-    return {
+    bicubic = _evaluate(BicubicUpscaler, config)
+    result = {
         "dataset": ours["dataset"],
         "images": ours["images"],
         "psnr": ours["psnr"],
@@ -86,3 +137,13 @@ def final_evaluation(model, config: TrainConfig) -> dict:
         "bicubic_psnr": bicubic["psnr"],
         "bicubic_ssim": bicubic["ssim"],
     }
+    if "per_scale" in ours:
+        result["per_scale"] = {
+            key: {
+                **value,
+                "bicubic_psnr": bicubic["per_scale"][key]["psnr"],
+                "bicubic_ssim": bicubic["per_scale"][key]["ssim"],
+            }
+            for key, value in ours["per_scale"].items()
+        }
+    return result

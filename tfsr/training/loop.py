@@ -154,7 +154,9 @@ class Trainer:
 
         return training_dataset(self.config, start_step=int(self.step.numpy()))
 
-    def make_train_step(self):
+    def make_train_step(self, element_spec=None):
+        """The compiled training step; ``element_spec`` (the distributed dataset's, for
+        arbitrary-scale batches whose HR size varies) fixes its input signature."""
         loss_fn = _loss_fn(self.config.loss)
         model, optimizer, strategy = self.model, self.optimizer, self.strategy
         replicas = strategy.num_replicas_in_sync
@@ -168,17 +170,19 @@ class Trainer:
             grads = tape.gradient(scaled_loss, model.trainable_variables)
             if scaled:
                 grads = optimizer.get_unscaled_gradients(grads)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
             return loss
 
-        @tf.function
         def train_step(batch):
             lr, hr = batch
             per_replica = strategy.run(replica_step, args=(lr, hr))
             self.step.assign_add(1)
             return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-        return train_step
+        if element_spec is None:
+            return tf.function(train_step)
+        # Arbitrary-scale batches: the HR size changes with every scale; one trace for all.
+        return tf.function(train_step, input_signature=[element_spec])
 
     def validate(self) -> dict:
         """Mean PSNR/SSIM of the current model on the validation data (inference form)."""
@@ -204,12 +208,14 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     writer = tf.summary.create_file_writer(os.path.join(config.out_dir, "logs"))
 
     if start < config.steps:
-        batches = iter(trainer.strategy.experimental_distribute_dataset(trainer.dataset()))
-        train_step = trainer.make_train_step()
+        distributed = trainer.strategy.experimental_distribute_dataset(trainer.dataset())
+        batches = iter(distributed)
+        multi_scale = getattr(trainer.spec, "train_scales", None) is not None
+        train_step = trainer.make_train_step(distributed.element_spec if multi_scale else None)
         bar = tqdm(
             total=config.steps,
             initial=start,
-            desc=f"{config.model} x{config.scale}",
+            desc=config.model if multi_scale else f"{config.model} x{config.scale}",
             unit="step",
             disable=not progress,
             dynamic_ncols=True,
