@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+
+from tfsr.models.sesr import collapse_model, load_collapsed
+from tfsr.training import TrainConfig, train
+from tfsr.training.snapshot import load_run_model, main
+
+
+def test_snapshot_of_a_run_equals_its_inference_model(tmp_path):
+    run = str(tmp_path / "run")
+    config = TrainConfig(
+        model="sesr_m3", steps=3, batch_size=2, patch_size=8, val_every=0, out_dir=run
+    )
+    result = train(config, progress=False)
+    loaded_config, model, step = load_run_model(run)
+    assert step == 3 and loaded_config == config
+    main(["snapshot", run, str(tmp_path / "m3.npz")])
+    shipped = load_collapsed(str(tmp_path / "m3.npz"))
+    x = np.random.default_rng(0).uniform(0, 1, (1, 9, 11, 1)).astype(np.float32)
+    np.testing.assert_allclose(shipped(x), collapse_model(model)(x), atol=1e-6)
+    assert result.inference_model_path.endswith("model.keras")
+
+
+def test_snapshot_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_run_model(str(tmp_path / "nothing"))
+    with pytest.raises(FileNotFoundError, match="no train_config.json"):
+        load_run_model(str(tmp_path))
+    with pytest.raises(SystemExit, match="usage"):
+        main(["snapshot"])
