@@ -234,3 +234,41 @@ def test_scale_none_means_the_models_own_scale():
     fixed = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(1, 3, padding="same")])
     with pytest.raises(ValueError, match="upscales by 1"):
         KerasUpscaler(fixed, 2, name="identity")
+
+
+def _meta_bilinear_model():
+    """A meta_sesr whose MetaUpscale predicts zero filters: output = clip(bilinear(lr))."""
+    from tfsr.models import meta_sesr
+
+    model = meta_sesr(num_blocks=1, expanded_filters=8, hidden_units=8)
+    filters = model.get_layer("meta_upscale").pos2weight.filters
+    filters.set_weights([np.zeros_like(w) for w in filters.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("scale, hw", [(2.5, (17, 22)), ((2.0, 3.5), (14, 31)), (1.3, (9, 11))])
+def test_arbitrary_scale_keras_model(images, scale, hw):
+    up = KerasUpscaler(_meta_bilinear_model(), scale, name="meta")
+    assert up.arbitrary_scale and up.channels == 1
+    y = images[1]
+    out = up.upscale_y(y)
+    assert out.shape == (*hw, 1)
+    expect = tf.image.resize(y[None, ..., None].astype(np.float32), hw, method="bilinear")
+    np.testing.assert_allclose(out, np.clip(expect[0].numpy(), 0, 1), atol=1e-6)
+    assert up.upscale_rgb(np.zeros((7, 9, 3), np.float32)).shape == (*hw, 3)
+
+
+def test_arbitrary_scale_model_needs_a_scale():
+    with pytest.raises(ValueError, match="upscales by any scale: give the scale"):
+        KerasUpscaler(_meta_bilinear_model(), None, name="meta")
+
+
+def test_scale_from_flags():
+    from tfsr.inference import scale_from_flags
+
+    assert scale_from_flags(2.5) == 2.5
+    assert scale_from_flags(None) is None
+    assert scale_from_flags(None, 2.0, 3.5) == (2.0, 3.5)
+    assert scale_from_flags(3.0, scale_h=1.5) == (3.0, 1.5)
+    with pytest.raises(ValueError, match="give both --scale_v and --scale_h"):
+        scale_from_flags(None, scale_v=2.0)

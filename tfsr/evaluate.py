@@ -3,6 +3,12 @@
     python -m tfsr.evaluate --model=bicubic --data=../shared/data/val/Set5 --scale=2
     python -m tfsr.evaluate --model=runs/sesr/model.keras --scale=2 \
         --data=../shared/data/val/Set5,../shared/data/val/Set14 --json
+    python -m tfsr.evaluate --model=runs/meta_sesr/model.keras --scale=2.5 \
+        --data=../shared/data/val/Set5
+
+Arbitrary-scale models (``meta_sesr``) run at any ``--scale`` (or ``--scale_v`` / ``--scale_h``);
+at a scale without LR files, the HR images are cropped to a multiple of p for a scale p / q and
+the LR is made from them, so that the SR output has the HR size.
 
 ``--model`` is anything :func:`tfsr.inference.load_upscaler` takes ("bicubic", a .keras / .h5
 file or SavedModel folder, a .tflite file, a shipped pretrained name).
@@ -35,13 +41,15 @@ import json  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from tfsr.evaluation import evaluate, format_result  # noqa: E402
-from tfsr.inference import load_upscaler  # noqa: E402
+from tfsr.inference import load_upscaler, scale_from_flags  # noqa: E402
 
 _MODEL = flags.DEFINE_string(
     "model", "bicubic", "'bicubic', a .keras/.h5 file, SavedModel folder, .tflite file or name."
 )
 _DATA = flags.DEFINE_list("data", None, "Comma-separated data folders (HR/ + LR_bicubic/, or HR).")
 _SCALE = flags.DEFINE_float("scale", 2.0, "Upscaling factor (2, 3, 4, or any, e.g. 2.5).")
+_SCALE_V = flags.DEFINE_float("scale_v", None, "Vertical factor (with --scale_h; default --scale).")
+_SCALE_H = flags.DEFINE_float("scale_h", None, "Horizontal factor (with --scale_v).")
 _CROP_BORDER = flags.DEFINE_integer(
     "crop_border", None, "Pixels cropped from every side before measuring (default: the scale)."
 )
@@ -54,13 +62,22 @@ def main(argv):
     if not _DATA.value:
         sys.exit("tfsr.evaluate: --data is required (comma-separated data folders)")
     try:
-        upscaler = load_upscaler(_MODEL.value, _SCALE.value)
+        scale = scale_from_flags(_SCALE.value, _SCALE_V.value, _SCALE_H.value)
+        if isinstance(scale, tuple):
+            if scale[0] != scale[1]:
+                # tfsr.evaluation measures one scale per axis pair only when both are equal.
+                raise ValueError(
+                    f"evaluation at different vertical and horizontal scales {scale} is not "
+                    "supported yet; give --scale"
+                )
+            scale = scale[0]
+        upscaler = load_upscaler(_MODEL.value, scale)
         results = []
         for data_dir in _DATA.value:
             result = evaluate(
                 upscaler,
                 data_dir,
-                _SCALE.value,
+                scale,
                 crop_border=_CROP_BORDER.value,
                 progress=sys.stderr.isatty(),
             )

@@ -40,6 +40,7 @@ __all__ = [
     "Upscaler",
     "load_upscaler",
     "register_upscaler_kind",
+    "scale_from_flags",
     "upscaler_kinds",
 ]
 
@@ -188,6 +189,10 @@ def _check_model_scale(name: str, requested, known) -> None:
 class KerasUpscaler(Upscaler):
     """A tf_keras model taking (N, H, W, C) float [0, 1] and returning (N, sH, sW, C).
 
+    A model with a second, (N, 2) input is an arbitrary-scale model (``tfsr.models.meta_sesr``):
+    it is called on ``[image, [[scale_v, scale_h]]]`` and runs at any requested scale (which
+    must then be given).
+
     ``channels`` is the model's input channel count (1: Y-only, 3: RGB). The model's own scale
     is read from its static input and output shapes, or, for fully convolutional models, from
     one call on a small probe image; a mismatch with ``scale`` raises.
@@ -205,13 +210,25 @@ class KerasUpscaler(Upscaler):
     def __init__(self, model, scale, name: str, model_scale=None):
         self.model = model
         in_shape = tuple(model.inputs[0].shape)
-        if len(model.inputs) != 1 or len(in_shape) != 4 or in_shape[-1] not in (1, 3):
+        # Arbitrary-scale models (Meta-SR) take [image, scale] with (N, 2) rows (scale_v, scale_h).
+        self.arbitrary_scale = len(model.inputs) == 2 and tuple(model.inputs[1].shape[1:]) == (2,)
+        if (
+            len(model.inputs) != (2 if self.arbitrary_scale else 1)
+            or len(in_shape) != 4
+            or in_shape[-1] not in (1, 3)
+        ):
             shapes = [tuple(t.shape) for t in model.inputs]
             raise ValueError(
-                f"model {name} must take one (N, H, W, 1) or (N, H, W, 3) input, got {shapes}"
+                f"model {name} must take one (N, H, W, 1) or (N, H, W, 3) input (and, for an "
+                f"arbitrary-scale model, a (N, 2) scale input), got {shapes}"
             )
         self.channels = int(in_shape[-1])
         self._fixed_hw = in_shape[1:3] if None not in in_shape[1:3] else None
+        if self.arbitrary_scale:
+            if scale is None:
+                raise ValueError(f"model {name} upscales by any scale: give the scale")
+            super().__init__(scale, name)
+            return
         own = model_scale if model_scale is not None else self._own_scale()
         super().__init__(_resolve_scale(name, scale, own), name)
 
@@ -233,6 +250,9 @@ class KerasUpscaler(Upscaler):
                 f"model {self.name} takes {self._fixed_hw[0]}x{self._fixed_hw[1]} inputs only, "
                 f"got an image of {image.shape[0]}x{image.shape[1]}"
             )
+        if self.arbitrary_scale:
+            scale = np.asarray([self.scale_pair], np.float32)  # (1, 2)
+            return self.model([image[None], scale], training=False)[0].numpy()
         return self.model(image[None], training=False)[0].numpy()
 
 
@@ -380,6 +400,33 @@ def load_upscaler(spec: str, scale=None) -> Upscaler:
             return kind.load(spec, scale)
     known = "; ".join(k.description for k in _KINDS)
     raise ValueError(f"unknown model {spec!r}: expected {known}")
+
+
+def scale_from_flags(scale, scale_v=None, scale_h=None):
+    """The scale the command-line tools ask for: ``--scale``, or ``--scale_v`` with ``--scale_h``.
+
+    Returns:
+        ``scale`` (possibly None: the model's own) when neither axis flag is given; else the pair
+        ``(scale_v, scale_h)``, each axis defaulting to ``scale``.
+
+    Raises:
+        ValueError: an axis flag given without a value for the other axis.
+
+    Example:
+        >>> scale_from_flags(2.5), scale_from_flags(None, 2.0, 3.5), scale_from_flags(3, 2)
+        (2.5, (2.0, 3.5), (2.0, 3.0))
+    """
+    if scale_v is None and scale_h is None:
+        return scale
+    scale_v = scale if scale_v is None else scale_v
+    scale_h = scale if scale_h is None else scale_h
+    if scale_v is None or scale_h is None:
+        raise ValueError(
+            "give both --scale_v and --scale_h, or --scale for the axis left out "
+            f"(got scale_v={scale_v}, scale_h={scale_h})"
+        )
+    pair = scale_pair((scale_v, scale_h))
+    return pair
 
 
 def _require_path(path: str) -> None:

@@ -1,6 +1,7 @@
 """Models: builders for the SR networks and the shipped pretrained models."""
 
 from tfsr.models.complexity import count_macs_and_params  # noqa: F401
+from tfsr.models.meta_sesr import meta_sesr  # noqa: F401
 from tfsr.models.pretrained import (  # noqa: F401
     pretrained,
     pretrained_entry,

@@ -34,6 +34,7 @@ class ModelSpec:
 
 
 _MODELS: dict[str, ModelSpec] = {}
+_builtin_loaded = False
 
 
 def register_model(spec: ModelSpec) -> None:
@@ -54,10 +55,13 @@ def _register_builtin() -> None:
                 description=f"SESR-{variant.upper()} (collapsible linear blocks)",
             )
         )
+    from tfsr.models import meta_sesr  # noqa: F401  (registers meta_sesr)
 
 
 def model_names() -> list[str]:
-    if not _MODELS:
+    global _builtin_loaded
+    if not _builtin_loaded:
+        _builtin_loaded = True
         _register_builtin()
     return sorted(_MODELS)
 
