@@ -30,12 +30,21 @@ def run_from_config(config: TrainConfig) -> int:
     if not result.completed:
         return 1
     m = result.metrics
-    print(
-        f"\n{config.model} x{config.scale}: {result.step} steps. "
-        f"Validation ({m['dataset']}, {m['images']} images, Y channel):\n"
-        f"  bicubic  PSNR {m['bicubic_psnr']:.3f} dB  SSIM {m['bicubic_ssim']:.4f}\n"
-        f"  model    PSNR {m['psnr']:.3f} dB  SSIM {m['ssim']:.4f}  "
-        f"({m['psnr'] - m['bicubic_psnr']:+.3f} dB)\n"
-        f"Inference model: {result.inference_model_path}"
-    )
+    rows = [("", m)] if "per_scale" not in m else list(m["per_scale"].items())
+    scale = "" if "per_scale" in m else f" x{config.scale}"
+    lines = [
+        f"\n{config.model}{scale}: {result.step} steps. "
+        f"Validation ({m['dataset']}, {m['images']} images, Y channel):"
+    ]
+    for label, r in rows:
+        prefix = f"  {label:>5}" if label else "  "
+        lines.append(
+            f"{prefix} bicubic  PSNR {r['bicubic_psnr']:.3f} dB  SSIM {r['bicubic_ssim']:.4f}"
+        )
+        lines.append(
+            f"{prefix} model    PSNR {r['psnr']:.3f} dB  SSIM {r['ssim']:.4f}  "
+            f"({r['psnr'] - r['bicubic_psnr']:+.3f} dB)"
+        )
+    lines.append(f"Inference model: {result.inference_model_path}")
+    print("\n".join(lines))
     return 0

@@ -191,72 +191,85 @@ class Trainer:
         return validation_metrics(self.spec.inference_model(self.model), self.config)
 
 
+def _stop(trainer: Trainer, stop: StopRequest, result: TrainResult) -> TrainResult:
+    path = trainer.save_checkpoint()
+    print(f"\n{stop.signal_name}: checkpoint written to {path}; rerun to resume.")
+    result.step, result.stopped_by = int(trainer.step.numpy()), stop.signal_name
+    return result
+
+
+def _run_steps(trainer: Trainer, stop: StopRequest, progress: bool) -> bool:
+    """Trains up to ``config.steps``; returns False when a signal stopped it (checkpointed)."""
+    config = trainer.config
+    distributed = trainer.strategy.experimental_distribute_dataset(trainer.dataset())
+    batches = iter(distributed)
+    multi_scale = getattr(trainer.spec, "train_scales", None) is not None
+    train_step = trainer.make_train_step(distributed.element_spec if multi_scale else None)
+    bar = tqdm(
+        total=config.steps,
+        initial=int(trainer.step.numpy()),
+        desc=config.model if multi_scale else f"{config.model} x{config.scale}",
+        unit="step",
+        disable=not progress,
+        dynamic_ncols=True,
+        # In a log file every refresh is kept: refresh rarely there.
+        mininterval=1.0 if sys.stderr.isatty() else 60.0,
+    )
+    window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
+    with bar:
+        while int(trainer.step.numpy()) < config.steps:
+            if stop.requested:
+                return False
+            loss = float(train_step(next(batches)))
+            step = int(trainer.step.numpy())
+            bar.update(1)
+            window_steps += 1
+            loss_sum += loss
+            if not np.isfinite(loss):
+                trainer.save_checkpoint()
+                raise FloatingPointError(
+                    f"loss became {loss} at step {step}; the last checkpoint is kept, "
+                    "try a lower --lr"
+                )
+            if window_steps >= 20 or step == config.steps:
+                elapsed = max(time.perf_counter() - window_start, 1e-9)
+                rate = window_steps * config.batch_size / elapsed
+                bar.set_postfix(loss=f"{loss_sum / window_steps:.4f}", img_s=f"{rate:.0f}")
+                tf.summary.scalar("train/loss", loss_sum / window_steps, step=step)
+                tf.summary.scalar("train/images_per_s", rate, step=step)
+                window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
+            if step % config.checkpoint_every == 0:
+                trainer.save_checkpoint()
+            if config.val_every and step % config.val_every == 0 and step < config.steps:
+                metrics = trainer.validate()
+                tf.summary.scalar("val/psnr", metrics["psnr"], step=step)
+                bar.write(f"step {step}: validation PSNR {metrics['psnr']:.3f} dB")
+        trainer.save_checkpoint()
+    return True
+
+
 def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     """Trains (or resumes) the run in ``config.out_dir`` up to ``config.steps`` steps.
 
-    Writes checkpoints every ``checkpoint_every`` steps and on SIGINT/SIGTERM, TensorBoard logs in
-    ``out_dir/logs``, and at the end the inference model ``out_dir/model.keras`` and
-    ``out_dir/results.json`` (validation PSNR/SSIM of the model and of bicubic).
+    Writes checkpoints every ``checkpoint_every`` steps and on SIGINT/SIGTERM (also when the
+    signal comes while the run is still being set up), TensorBoard logs in ``out_dir/logs``, and
+    at the end the inference model ``out_dir/model.keras`` and ``out_dir/results.json``
+    (validation PSNR/SSIM of the model and of bicubic).
     """
-    trainer = Trainer(config)
-    for note in trainer.notes:
-        log.warning("resuming %s: %s", config.out_dir, note)
-    start = trainer.resumed_from
-    if start:
-        print(f"Resuming {config.out_dir} from step {start}")
-    result = TrainResult(step=start, completed=False, resumed_from=start)
-    writer = tf.summary.create_file_writer(os.path.join(config.out_dir, "logs"))
-
-    if start < config.steps:
-        distributed = trainer.strategy.experimental_distribute_dataset(trainer.dataset())
-        batches = iter(distributed)
-        multi_scale = getattr(trainer.spec, "train_scales", None) is not None
-        train_step = trainer.make_train_step(distributed.element_spec if multi_scale else None)
-        bar = tqdm(
-            total=config.steps,
-            initial=start,
-            desc=config.model if multi_scale else f"{config.model} x{config.scale}",
-            unit="step",
-            disable=not progress,
-            dynamic_ncols=True,
-            # In a log file every refresh is kept: refresh rarely there.
-            mininterval=1.0 if sys.stderr.isatty() else 60.0,
-        )
-        window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
-        with StopRequest() as stop, writer.as_default():
-            while int(trainer.step.numpy()) < config.steps:
-                loss = float(train_step(next(batches)))
-                step = int(trainer.step.numpy())
-                bar.update(1)
-                window_steps += 1
-                loss_sum += loss
-                if not np.isfinite(loss):
-                    trainer.save_checkpoint()
-                    raise FloatingPointError(
-                        f"loss became {loss} at step {step}; the last checkpoint is kept, "
-                        "try a lower --lr"
-                    )
-                if window_steps >= 20 or step == config.steps:
-                    elapsed = max(time.perf_counter() - window_start, 1e-9)
-                    rate = window_steps * config.batch_size / elapsed
-                    bar.set_postfix(loss=f"{loss_sum / window_steps:.4f}", img_s=f"{rate:.0f}")
-                    tf.summary.scalar("train/loss", loss_sum / window_steps, step=step)
-                    tf.summary.scalar("train/images_per_s", rate, step=step)
-                    window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
-                if step % config.checkpoint_every == 0:
-                    trainer.save_checkpoint()
-                if config.val_every and step % config.val_every == 0 and step < config.steps:
-                    metrics = trainer.validate()
-                    tf.summary.scalar("val/psnr", metrics["psnr"], step=step)
-                    bar.write(f"step {step}: validation PSNR {metrics['psnr']:.3f} dB")
-                if stop.requested:
-                    path = trainer.save_checkpoint()
-                    bar.close()
-                    print(f"\n{stop.signal_name}: checkpoint written to {path}; rerun to resume.")
-                    result.step, result.stopped_by = step, stop.signal_name
-                    return result
-            trainer.save_checkpoint()
-        bar.close()
+    with StopRequest() as stop:
+        trainer = Trainer(config)
+        for note in trainer.notes:
+            log.warning("resuming %s: %s", config.out_dir, note)
+        start = trainer.resumed_from
+        if start:
+            print(f"Resuming {config.out_dir} from step {start}")
+        result = TrainResult(step=start, completed=False, resumed_from=start)
+        writer = tf.summary.create_file_writer(os.path.join(config.out_dir, "logs"))
+        with writer.as_default():
+            if start < config.steps and not _run_steps(trainer, stop, progress):
+                return _stop(trainer, stop, result)
+            if stop.requested:
+                return _stop(trainer, stop, result)
 
     result.step = int(trainer.step.numpy())
     result.completed = True
