@@ -61,15 +61,25 @@ def _rel(path: str) -> str:
 
 
 def discover_families() -> list[Family]:
-    """One family per ``cc/ops/*_ops.cc``."""
+    """One family per ``cc/ops/*_ops.cc``.
+
+    A family depends on its own headers (``<family>*.h``) and on shared headers (those named
+    after no family), not on other families' headers.
+    """
     headers = sorted(glob.glob(os.path.join(CC_DIR, "**", "*.h"), recursive=True))
+    op_files = sorted(glob.glob(os.path.join(CC_DIR, "ops", "*_ops.cc")))
+    names = [os.path.basename(f)[: -len("_ops.cc")] for f in op_files]
+
+    def owners(header):
+        return [n for n in names if os.path.basename(header).startswith(n)]
+
     families = []
-    for op_file in sorted(glob.glob(os.path.join(CC_DIR, "ops", "*_ops.cc"))):
-        name = os.path.basename(op_file)[: -len("_ops.cc")]
+    for op_file, name in zip(op_files, names, strict=True):
+        own = [h for h in headers if name in owners(h) or not owners(h)]
         kernels = sorted(glob.glob(os.path.join(CC_DIR, "kernels", f"{name}*.cc")))
         cu = [k for k in kernels if k.endswith(".cu.cc")]
         cc = [op_file] + [k for k in kernels if not k.endswith(".cu.cc")]
-        families.append(Family(name, cc, cu, headers))
+        families.append(Family(name, cc, cu, own))
     return families
 
 

@@ -489,3 +489,25 @@ register_upscaler_kind("tflite", "a .tflite file", lambda s: s.endswith(".tflite
 register_upscaler_kind(
     "pretrained", "a shipped pretrained name", _is_pretrained_name, _load_pretrained
 )
+
+
+def _load_npz(spec: str, scale) -> Upscaler:
+    """Shipped-format ``.npz`` files: collapsed SESR weights or LUT tables, told by the header."""
+    _require_path(spec)
+    from tfsr.npz_header import read_npz_header
+
+    fmt = read_npz_header(spec).get("format")
+    if fmt == "tfsr-lut":
+        from tfsr.lut import load_lut_upscaler
+
+        return load_lut_upscaler(spec, scale)
+    if fmt == "tfsr-sesr":
+        from tfsr.models.sesr import load_collapsed
+
+        return KerasUpscaler(load_collapsed(spec), scale, name=spec)
+    raise ValueError(f"{spec}: unknown .npz model format {fmt!r} (expected tfsr-sesr or tfsr-lut)")
+
+
+register_upscaler_kind(
+    "npz", "a tfsr .npz model (collapsed SESR or LUT)", lambda s: s.endswith(".npz"), _load_npz
+)

@@ -269,9 +269,8 @@ def test_collapse_model_needs_a_graph_model():
 
 
 def test_save_and_load_collapsed(tmp_path):
-    import json
-
     from tfsr.models.sesr import load_collapsed, save_collapsed
+    from tfsr.npz_header import decode_header, encode_header
 
     model = sesr_model("m3", scale=4)
     rng = np.random.default_rng(1)
@@ -286,10 +285,10 @@ def test_save_and_load_collapsed(tmp_path):
 
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
-    header = json.loads(str(arrays["header"]))
+    header = decode_header(arrays["header"])
     np.savez(
         str(tmp_path / "v9.npz"),
-        **{**arrays, "header": np.array(json.dumps({**header, "version": 9}))},
+        **{**arrays, "header": encode_header({**header, "version": 9})},
     )
     with pytest.raises(
         ValueError, match="expected format tfsr-sesr version 1, got 'tfsr-sesr' version 9"
@@ -297,7 +296,7 @@ def test_save_and_load_collapsed(tmp_path):
         load_collapsed(str(tmp_path / "v9.npz"))
     np.savez(
         str(tmp_path / "x2.npz"),
-        **{**arrays, "header": np.array(json.dumps({**header, "scale": 2}))},
+        **{**arrays, "header": encode_header({**header, "scale": 2})},
     )
     with pytest.raises(ValueError, match="do not fit SESR-M3 x2|layer .*"):
         load_collapsed(str(tmp_path / "x2.npz"))

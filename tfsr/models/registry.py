@@ -55,7 +55,11 @@ def _register_builtin() -> None:
                 description=f"SESR-{variant.upper()} (collapsible linear blocks)",
             )
         )
-    from tfsr.models import meta_sesr  # noqa: F401  (registers meta_sesr)
+    from tfsr.lut import networks  # noqa: F401  (registers srlut_x4, mulut_x4, rclut_x4)
+    from tfsr.models import (
+        meta_sesr,  # noqa: F401  (registers meta_sesr)
+        sesr_dysample,  # noqa: F401  (registers sesr_dysample)
+    )
 
 
 def model_names() -> list[str]:

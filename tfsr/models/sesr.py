@@ -17,6 +17,7 @@ import tf_keras as keras
 
 from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
 from tfsr.layers.pixel_shuffle import PixelShuffle
+from tfsr.npz_header import decode_header, encode_header
 
 # The paper's configurations: f features, m 3x3 blocks, p expanded features.
 SESR_CONFIGS: dict[str, dict[str, int]] = {
@@ -39,6 +40,35 @@ def _check_positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def sesr_body(inputs, f: int, m: int, p: int, activation: str, collapsed_training: bool = True):
+    """The SESR feature extractor on ``inputs`` (N, H, W, C): returns (N, H, W, f).
+
+    A 5x5 block C -> f, then ``m`` residual 3x3 blocks f -> f each followed by PReLU (shared over
+    H, W) or ReLU, then the long residual adding the first block's output. Layer names:
+    ``first_block``, ``block_i``, ``prelu_i`` / ``relu_i``, ``long_residual``.
+    """
+
+    def block(filters, kernel_size, residual, block_name):
+        return CollapsibleLinearBlock(
+            filters,
+            kernel_size=kernel_size,
+            expanded_filters=p,
+            residual=residual,
+            collapsed_training=collapsed_training,
+            name=block_name,
+        )
+
+    first = block(f, 5, False, FIRST_BLOCK)(inputs)  # (N, H, W, f)
+    x = first
+    for i in range(1, m + 1):
+        x = block(f, 3, True, f"block_{i}")(x)
+        if activation == "prelu":
+            x = keras.layers.PReLU(shared_axes=[1, 2], name=f"prelu_{i}")(x)
+        else:
+            x = keras.layers.ReLU(name=f"relu_{i}")(x)
+    return keras.layers.Add(name="long_residual")([x, first])
 
 
 def sesr(
@@ -106,27 +136,18 @@ def sesr(
     p = _check_positive_int("expanded_filters", expanded_filters)
     c = _check_positive_int("input_channels", input_channels)
 
-    def block(filters, kernel_size, residual, block_name):
-        return CollapsibleLinearBlock(
-            filters,
-            kernel_size=kernel_size,
-            expanded_filters=p,
-            residual=residual,
-            collapsed_training=collapsed_training,
-            name=block_name,
-        )
-
     inputs = keras.Input(shape=(None, None, c), name="lr")  # (N, H, W, C)
-    first = block(f, 5, False, FIRST_BLOCK)(inputs)  # (N, H, W, f)
-    x = first
-    for i in range(1, m + 1):
-        x = block(f, 3, True, f"block_{i}")(x)
-        if activation == "prelu":
-            x = keras.layers.PReLU(shared_axes=[1, 2], name=f"prelu_{i}")(x)
-        else:
-            x = keras.layers.ReLU(name=f"relu_{i}")(x)
-    x = keras.layers.Add(name="long_residual")([x, first])
-    x = block(c * scale * scale, 5, False, LAST_BLOCK)(x)  # (N, H, W, C*scale^2)
+    x = sesr_body(inputs, f, m, p, activation, collapsed_training)  # (N, H, W, f)
+    block = CollapsibleLinearBlock
+    x = block(
+        c * scale * scale,
+        kernel_size=5,
+        expanded_filters=p,
+        collapsed_training=collapsed_training,
+        name=LAST_BLOCK,
+    )(
+        x
+    )  # (N, H, W, C*scale^2)
     # Nearest-neighbour residual: every output group of C channels gets the input.
     skip = inputs
     if c > 1:
@@ -335,7 +356,6 @@ def save_collapsed(model: keras.Model, path: str, *, variant: str, activation: s
     The file holds one array per weight, named ``layer/index``, and ``header``: JSON with the
     format version, variant, scale and activation. :func:`load_collapsed` rebuilds the model.
     """
-    import json
     import os
 
     inference = collapse_model(model) if _has_blocks(model) else model
@@ -352,7 +372,7 @@ def save_collapsed(model: keras.Model, path: str, *, variant: str, activation: s
         "activation": activation,
     }
     tmp = path + ".tmp.npz"
-    np.savez_compressed(tmp, header=np.array(json.dumps(header)), **arrays)
+    np.savez_compressed(tmp, header=encode_header(header), **arrays)
     os.replace(tmp, path)
 
 
@@ -366,13 +386,11 @@ def load_collapsed(path: str) -> keras.Model:
     Raises:
         ValueError: not such a file, another format version, or weights that do not fit.
     """
-    import json
-
     try:
         with np.load(path, allow_pickle=False) as data:
-            header = json.loads(str(data["header"]))
+            header = decode_header(data["header"])
             arrays = {k: data[k] for k in data.files if k != "header"}
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not a tfsr SESR weights file: {error}") from error
     if header.get("format") != "tfsr-sesr" or header.get("version") != SHIPPED_FORMAT_VERSION:
         raise ValueError(

@@ -6,6 +6,7 @@ op runs its pure-TF twin, with one warning per process. :func:`custom_ops_availa
 
 from tfsr.ops._loader import custom_ops_available
 from tfsr.ops.grid_sample import grid_sample, offset_sample
+from tfsr.ops.lut_interp import lut_interp_4d, lut_interp_4d_twin, lut_side  # noqa: F401
 from tfsr.ops.meta_upscale import (
     MetaUpscalePhases,
     meta_upscale,

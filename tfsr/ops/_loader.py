@@ -15,7 +15,7 @@ import warnings
 import tensorflow as tf
 
 COMPILED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_compiled")
-FAMILIES = ("meta_upscale",)  # every family custom_ops/build.py makes
+FAMILIES = ("meta_upscale", "lut_interp")  # every family custom_ops/build.py makes
 
 _lock = threading.Lock()
 _libraries: dict[str, object | None] = {}

@@ -1,0 +1,162 @@
+"""LUT-convertible layers and networks: patterns, rotation ensemble, RC module, units, LutNet."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from tfsr.lut import LutNet, LutUnit, RcModule, lut_net
+from tfsr.lut.networks import functional_lut_net, normalize_stages
+from tfsr.lut.patterns import gather_pattern, quantize_levels, run_stages
+from tfsr.models.registry import get_model_spec
+from tfsr.testing import run_layer_test
+
+
+def _levels(rng, shape):
+    return np.round(rng.uniform(0, 255, shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "pattern,taps",
+    [
+        ("S", [(0, 0), (0, 1), (1, 0), (1, 1)]),
+        ("D", [(0, 0), (0, 2), (2, 0), (2, 2)]),
+        ("Y", [(0, 0), (1, 1), (1, 2), (2, 1)]),
+    ],
+)
+def test_gather_pattern_golden(pattern, taps):
+    z = np.arange(30, dtype=np.float32).reshape(1, 5, 6, 1)
+    out = gather_pattern(tf.constant(z), pattern).numpy()
+    assert out.shape == (1, 5, 6, 4)
+    for k, (r, c) in enumerate(taps):
+        assert out[0, 1, 2, k] == z[0, 1 + r, 2 + c, 0]
+    # Symmetric padding at the bottom-right corner: row/column 5 mirrors 4, 6 mirrors 3.
+    padded = np.pad(z[0, :, :, 0], ((0, 2), (0, 2)), mode="symmetric")
+    r, c = taps[3]
+    assert out[0, 4, 5, 3] == padded[4 + r, 5 + c]
+
+
+def test_quantize_levels_rounds_and_passes_gradient():
+    x = tf.Variable([0.0, 0.5 / 255, 1.49 / 255, 1.0, 1.2])
+    with tf.GradientTape() as tape:
+        q = quantize_levels(x)
+    np.testing.assert_array_equal(q.numpy(), [0, 1, 1, 255, 255])
+    np.testing.assert_allclose(tape.gradient(q, x).numpy(), [255, 255, 255, 255, 0])
+
+
+def test_run_stages_rotation_ensemble_golden():
+    # A unit returning its rotated input's top-left pixel level as residual: the ensemble of the
+    # four rotations averages the rotated-back outputs.
+    x = _levels(np.random.default_rng(0), (1, 3, 4, 1))
+
+    def unit(s, p, levels):
+        return tf.ones_like(levels) * 4.0  # +4 levels in every rotation
+
+    out = run_stages(tf.constant(x), [{"scale": 1, "patterns": "S"}], unit).numpy()
+    np.testing.assert_allclose(out * 255, np.clip(x + 4.0, 0, 255), atol=1e-4)
+
+    def scale2(s, p, levels):  # sub-pixel (0, 0) of the rotated frame gets +8
+        return tf.concat(
+            [tf.fill(tf.shape(levels), 8.0), tf.zeros_like(levels)[..., :1] * 0]
+            + [tf.zeros_like(levels)] * 2,
+            axis=-1,
+        )
+
+    out = run_stages(tf.constant(x), [{"scale": 2, "patterns": "S"}], scale2).numpy()[0, :, :, 0]
+    base = np.repeat(np.repeat(x[0, :, :, 0], 2, 0), 2, 1)
+    # Each of the 4 sub-pixels is the (0, 0) sub-pixel of exactly one rotation: +8 / 4 = +2.
+    np.testing.assert_allclose(out * 255, np.clip(base + 2.0, 0, 255), atol=1e-4)
+
+
+def test_rc_module_layer():
+    rng = np.random.default_rng(1)
+    run_layer_test(
+        RcModule,
+        {"window": 3, "filters": 4},
+        (2, 6, 7, 1),
+        input_data=_levels(rng, (2, 6, 7, 1)),
+        expected_output_shape=(2, 6, 7, 1),
+    )
+
+
+def test_rc_module_table_matches_the_layer():
+    rng = np.random.default_rng(2)
+    rc = RcModule(window=3, filters=5)
+    x = _levels(rng, (1, 6, 6, 1))
+    out = rc(x).numpy()
+    table = rc.mapping_table().numpy()  # (9, 256)
+    padded = np.pad(x[0, :, :, 0], 1, mode="symmetric").astype(int)
+    mapped = np.stack(
+        [table[3 * i + j][padded[i : i + 6, j : j + 6]] for i in range(3) for j in range(3)], -1
+    )
+    expected = np.round((np.tanh(mapped.mean(-1)) + 1) * 127.5)
+    assert np.all((out[0, :, :, 0] >= 0) & (out[0, :, :, 0] <= 255))
+    assert np.mean(out[0, :, :, 0] == expected) > 0.97  # a float rounding may flip a .5
+    np.testing.assert_allclose(out[0, :, :, 0], expected, atol=1)
+
+
+def test_rc_module_bad_window():
+    with pytest.raises(ValueError, match="window must be a positive odd int, got 4"):
+        RcModule(window=4)
+
+
+def test_lut_unit_layer_and_table():
+    rng = np.random.default_rng(3)
+    run_layer_test(
+        LutUnit,
+        {"scale": 2, "filters": 8, "depth": 2},
+        (2, 5, 5, 4),
+        input_data=_levels(rng, (2, 5, 5, 4)),
+        expected_output_shape=(2, 5, 5, 4),
+    )
+    unit = LutUnit(scale=2, filters=8, depth=2)
+    table = unit.table(interval=64).numpy()  # 5**4 rows
+    assert table.shape == (625, 4) and table.dtype == np.int8
+    # Row of sample point (1, 2, 4, 0): levels (64, 128, 255, 0) (the last point is 255).
+    row = (1 * 5 + 2) * 5 * 5 + 4 * 5 + 0
+    expected = unit(np.array([[64.0, 128.0, 255.0, 0.0]], np.float32)).numpy()[0]
+    np.testing.assert_array_equal(table[row], np.round(expected).astype(np.int8))
+
+
+def test_lut_unit_bad_arguments():
+    with pytest.raises(ValueError, match="scale must be a positive int, got 0"):
+        LutUnit(scale=0)
+
+
+def test_normalize_stages_errors():
+    with pytest.raises(ValueError, match="unknown sampling pattern 'Q'"):
+        normalize_stages([{"scale": 1, "patterns": "SQ"}])
+    with pytest.raises(ValueError, match="stage 0: scale must be a positive int"):
+        normalize_stages([{"scale": 0, "patterns": "S"}])
+    with pytest.raises(ValueError, match="distinct letters"):
+        normalize_stages([{"scale": 1, "patterns": "SS"}])
+    with pytest.raises(ValueError, match="non-empty list"):
+        normalize_stages([])
+
+
+def test_lut_net_save_load_and_shapes(tmp_path):
+    net = LutNet(
+        [{"scale": 1, "patterns": "SY", "rc": True}, {"scale": 2, "patterns": "D"}],
+        filters=8,
+        depth=1,
+        rc_filters=4,
+    )
+    x = np.random.default_rng(4).uniform(0, 1, (2, 7, 5, 1)).astype(np.float32)
+    y = net(x).numpy()
+    assert y.shape == (2, 14, 10, 1) and y.min() >= 0 and y.max() <= 1
+    model = functional_lut_net(net)
+    model.save(tmp_path / "m.keras")
+    restored = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_array_equal(restored(x).numpy(), y)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(net(x, training=True))
+    grads = tape.gradient(loss, net.trainable_variables)
+    assert all(g is not None for g in grads)  # RC modules too (straight-through rounding)
+
+
+@pytest.mark.parametrize("name,tables", [("srlut_x4", 1), ("mulut_x4", 6), ("rclut_x4", 4)])
+def test_registered_models(name, tables):
+    model = get_model_spec(name).build(scale=4)
+    assert len(model.units) == tables
+    assert model(np.zeros((1, 3, 3, 1), np.float32)).shape == (1, 12, 12, 1)
+    assert lut_net("srlut", scale=2).scale == 2

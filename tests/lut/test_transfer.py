@@ -1,0 +1,194 @@
+"""Transfer to tables, the LUT file format, LUT inference, the upscaler kind and fine-tuning."""
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfsr.lut  # noqa: F401  (registers the .npz upscaler kind)
+from tfsr.inference import load_upscaler
+from tfsr.lut import (
+    LutFileError,
+    LutModel,
+    LutNet,
+    finetune,
+    load_lut_file,
+    save_lut_file,
+    transfer,
+)
+from tfsr.lut.networks import functional_lut_net
+from tfsr.lut.transfer import transfer_run
+
+STAGES = [{"scale": 1, "patterns": "SY", "rc": True}, {"scale": 2, "patterns": "S", "rc": True}]
+
+
+@pytest.fixture(scope="module")
+def net():
+    tf.random.set_seed(0)
+    return LutNet(STAGES, filters=8, depth=1, rc_filters=4)
+
+
+@pytest.fixture(scope="module")
+def tables(net):
+    return transfer(net)
+
+
+@pytest.fixture(scope="module")
+def lut_path(tables, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("lut") / "model.npz")
+    save_lut_file(path, tables)
+    return path
+
+
+def _image(seed, shape=(1, 9, 11, 1)):
+    return (np.round(np.random.default_rng(seed).uniform(0, 255, shape)) / 255).astype(np.float32)
+
+
+def test_transfer_tables(net, tables):
+    assert set(tables.luts) == {"lut_0_S", "lut_0_Y", "lut_1_S"}
+    assert set(tables.rcs) == {"rc_0_S", "rc_0_Y", "rc_1_S"}
+    assert tables.luts["lut_1_S"].shape == (17**4, 4) and tables.luts["lut_1_S"].dtype == np.int8
+    assert tables.rcs["rc_0_S"].shape == (25, 256)
+    # The RC tables are the mappings at every level; the first 4-D row is the unit at (0,0,0,0).
+    np.testing.assert_allclose(tables.rcs["rc_0_Y"], net.rc_modules[1].mapping_table().numpy())
+    np.testing.assert_array_equal(
+        tables.luts["lut_1_S"][0], np.round(net.units[2](np.zeros((1, 4), np.float32))[0])
+    )
+    assert tables.nbytes() == 17**4 * (1 + 1 + 4) + 4 * 256 * (25 + 9 + 25)
+
+
+def test_lut_model_follows_the_net(net, tables):
+    x = _image(1)
+    model = LutModel.from_tables(tables)
+    y_net = net(x).numpy() * 255
+    y_lut = model(x).numpy() * 255
+    assert y_lut.shape == (1, 18, 22, 1)
+    # Interpolation at interval 16 and int8 rounding: close, not equal.
+    assert np.mean(np.abs(y_lut - y_net)) < 0.5
+    assert np.max(np.abs(y_lut - y_net)) < 4
+
+
+def test_compiled_and_twin_paths_agree_exactly(tables):
+    model = LutModel.from_tables(tables)
+    x = _image(2)
+    np.testing.assert_array_equal(model(x, training=False).numpy(), model(x, training=True).numpy())
+    # The compiled graph may fold the final scaling differently: last-ulp differences only.
+    np.testing.assert_allclose(model.upscale(x).numpy(), model(x).numpy(), atol=1e-6)
+
+
+def test_file_round_trip(tables, lut_path):
+    loaded = load_lut_file(lut_path)
+    assert loaded.stages == tables.stages and loaded.interval == 16 and loaded.scale == 2
+    for name, array in tables.arrays().items():
+        np.testing.assert_array_equal(loaded.arrays()[name], array)
+    with np.load(lut_path, allow_pickle=False) as data:
+        header = json.loads(data["header"].tobytes())
+    assert header["format"] == "tfsr-lut" and header["version"] == 1
+    assert header["arrays"]["lut_1_S"] == {"shape": [83521, 4], "dtype": "int8"}
+
+
+def test_truncated_file_is_a_clear_error(lut_path, tmp_path):
+    data = open(lut_path, "rb").read()
+    bad = tmp_path / "truncated.npz"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(LutFileError, match="not a valid tfsr LUT file.*corrupted or truncated"):
+        load_lut_file(str(bad))
+
+
+def test_corrupted_file_is_a_clear_error(lut_path, tmp_path):
+    data = bytearray(open(lut_path, "rb").read())
+    data[len(data) // 3] ^= 0xFF  # inside the compressed tables
+    bad = tmp_path / "corrupted.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(LutFileError, match="not a valid tfsr LUT file"):
+        load_lut_file(str(bad))
+
+
+def _rewrite(src, dst, drop=(), replace=None, header=None):
+    with np.load(src, allow_pickle=False) as data:
+        arrays = {n: data[n] for n in data.files if n not in drop}
+    arrays.update(replace or {})
+    if header is not None:
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    np.savez(dst, **arrays)
+    return str(dst)
+
+
+def test_mismatched_files_are_clear_errors(lut_path, tmp_path):
+    with np.load(lut_path, allow_pickle=False) as data:
+        header = json.loads(data["header"].tobytes())
+    cases = [
+        ({"drop": ["rc_0_S"]}, r"missing arrays \['rc_0_S'\]"),
+        (
+            {"replace": {"lut_0_S": np.zeros((17**4, 4), np.int8)}},
+            r"lut_0_S has shape \(83521, 4\)",
+        ),
+        ({"replace": {"lut_0_S": np.zeros((17**4, 1), np.int16)}}, "int16, expected"),
+        ({"replace": {"extra": np.zeros(3)}}, r"unexpected arrays \['extra'\]"),
+        ({"header": {**header, "version": 99}}, "format version 99"),
+        ({"header": {**header, "format": "other"}}, "header format is 'other'"),
+        ({"header": {**header, "scale": 3}}, "header scale 3 but the stages make x2"),
+        ({"header": {**header, "interval": 12}}, "power of two"),
+        ({"drop": ["header"]}, "no 'header' array"),
+    ]
+    for i, (change, message) in enumerate(cases):
+        path = _rewrite(lut_path, tmp_path / f"bad{i}.npz", **change)
+        with pytest.raises(LutFileError, match=message):
+            load_lut_file(path)
+    (tmp_path / "text.npz").write_text("not a zip")
+    with pytest.raises(LutFileError, match="cannot read it as .npz"):
+        load_lut_file(str(tmp_path / "text.npz"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_lut_file(str(tmp_path / "missing.npz"))
+
+
+def test_pickled_object_arrays_are_refused(lut_path, tmp_path):
+    path = _rewrite(lut_path, tmp_path / "pickled.npz", replace={"lut_0_S": np.array([{}], object)})
+    with pytest.raises(LutFileError, match="not a valid tfsr LUT file"):
+        load_lut_file(path)
+
+
+def test_load_upscaler_finds_lut_files(tables, lut_path):
+    up = load_upscaler(lut_path)
+    assert up.scale == 2
+    y = _image(3, (9, 11, 1))
+    out = up.upscale_y(y)
+    expected = LutModel.from_tables(tables)(y[None]).numpy()[0]
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert up.upscale_rgb(np.zeros((4, 5, 3), np.float32)).shape == (8, 10, 3)
+    with pytest.raises(ValueError, match="upscales by 2, but scale 4 was asked for"):
+        load_upscaler(lut_path, scale=4)
+
+
+def test_finetune_lowers_the_loss_and_keeps_int8(tables):
+    model = LutModel.from_tables(tables)
+    rng = np.random.default_rng(5)
+    lr = _image(6, (4, 8, 8, 1))
+    hr = np.clip(np.repeat(np.repeat(lr, 2, 1), 2, 2) + rng.normal(0, 0.02, (4, 16, 16, 1)), 0, 1)
+    data = tf.data.Dataset.from_tensors((lr, hr.astype(np.float32))).repeat()
+    before = float(tf.reduce_mean(tf.abs(hr - model(lr))))
+    losses = finetune(model, data, steps=6, lr=0.5)
+    assert len(losses) == 6 and losses[0] == pytest.approx(before, rel=1e-4)
+    after = float(tf.reduce_mean(tf.abs(hr - model(lr))))
+    assert after < before
+    tuned = model.to_tables()
+    assert tuned.luts["lut_1_S"].dtype == np.int8
+    assert np.any(tuned.luts["lut_1_S"] != tables.luts["lut_1_S"])
+    assert np.any(tuned.rcs["rc_0_S"] != tables.rcs["rc_0_S"])  # RC tables are trained too
+    with pytest.raises(ValueError, match="steps must be a non-negative int"):
+        finetune(model, data, steps=-1)
+
+
+def test_transfer_run(net, tmp_path):
+    functional_lut_net(net).save(tmp_path / "model.keras")
+    out = str(tmp_path / "out.npz")
+    tables = transfer_run(str(tmp_path), out)
+    assert os.path.getsize(out) > 0 and tables.scale == 2
+    assert zipfile.is_zipfile(out)
+    with pytest.raises(FileNotFoundError, match="is .* a finished train.py run"):
+        transfer_run(str(tmp_path / "nothing"), out)
+    with pytest.raises(ValueError, match="no saved training config"):
+        transfer_run(str(tmp_path), out, finetune_steps=1)

@@ -1,0 +1,147 @@
+"""Tests for export.py and tfsr.quantization.export (load, convert, verify, clear errors)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+from PIL import Image
+
+from tfsr.evaluation import evaluate
+from tfsr.inference import KerasUpscaler, TFLiteUpscaler
+from tfsr.models.sesr import sesr
+from tfsr.quantization import export
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def tiny_model_files(tmp_path_factory):
+    """A tiny SESR as a training-form .keras file and as a training run folder."""
+    tf.random.set_seed(0)
+    model = sesr(scale=2, num_filters=4, num_blocks=1, expanded_filters=8, name="tiny")
+    folder = tmp_path_factory.mktemp("models")
+    keras_path = str(folder / "tiny.keras")
+    model.save(keras_path)
+    run = folder / "run"
+    run.mkdir()
+    model.save(str(run / "model.keras"))
+    return model, keras_path, str(run)
+
+
+@pytest.fixture(scope="module")
+def hr_image(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    smooth = np.kron(rng.integers(40, 220, size=(6, 8, 3)), np.ones((6, 6, 1)))
+    path = tmp_path_factory.mktemp("val") / "img.png"
+    Image.fromarray(smooth.astype(np.uint8)).save(path)
+    return str(path)
+
+
+def test_export_int8_from_training_model(tiny_model_files, hr_image, tmp_path):
+    model, keras_path, _ = tiny_model_files
+    out = str(tmp_path / "tiny.tflite")
+    lines = []
+    report = export.export_model(
+        keras_path,
+        out,
+        input_hw=(24, 32),
+        qat_steps=2,
+        calibration_batches=2,
+        val_data=[hr_image],
+        log=lines.append,
+    )
+    assert os.path.getsize(out) == report["bytes"]
+    assert report["handler"] == "sesr" and report["scale"] == 2.0
+    assert set(report["ops"]) == {"CONV_2D", "PRELU", "ADD", "DEPTH_TO_SPACE", "QUANTIZE"}
+    detail = Interpreter(model_path=out).get_input_details()[0]
+    assert list(detail["shape"]) == [1, 24, 32, 1] and detail["dtype"] == np.int8
+    # The verification row is the evaluation protocol run on both models.
+    (row,) = report["verification"]
+    float_psnr = evaluate(KerasUpscaler(model, 2, name="float"), [hr_image], 2)["psnr"]
+    tflite_psnr = evaluate(TFLiteUpscaler(out, 2), [hr_image], 2)["psnr"]
+    assert row["float_psnr"] == pytest.approx(float_psnr, abs=1e-4)
+    assert row["tflite_psnr"] == pytest.approx(tflite_psnr, abs=1e-9)
+    assert row["drop_db"] == pytest.approx(float_psnr - tflite_psnr, abs=1e-4)
+    assert abs(row["drop_db"]) < 1.0
+    assert row["runner"] == "resized input"
+    assert any("QAT: 2 steps" in line for line in lines)
+
+
+def test_export_float_from_run_folder(tiny_model_files, tmp_path):
+    model, _, run = tiny_model_files
+    out = str(tmp_path / "tiny_f32.tflite")
+    report = export.export_model(
+        run, out, quantize="none", io_dtype="float32", input_hw=None, val_data=[]
+    )
+    assert report["verification"] == [] and report["qat_steps"] == 0
+    x = np.random.default_rng(1).uniform(size=(9, 11, 1)).astype(np.float32)
+    ref = np.clip(model(x[None]).numpy()[0], 0, 1)
+    np.testing.assert_allclose(TFLiteUpscaler(out, 2).upscale_y(x), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"spec": "no_such_model"}, ValueError, "unknown model 'no_such_model'"),
+        ({"spec": "missing.keras"}, FileNotFoundError, "'missing.keras' does not exist"),
+        ({"spec": "missing.npz"}, FileNotFoundError, "'missing.npz' does not exist"),
+        ({"quantize": "float16"}, ValueError, "--io_dtype=int8 needs --quantize=int8"),
+        (
+            {"quantize": "none", "io_dtype": "float32", "qat_steps": 5},
+            ValueError,
+            "--qat_steps=5 needs --quantize=int8",
+        ),
+        ({"out": "model.bin"}, ValueError, "must end in .tflite"),
+        ({"out": "/no/such/dir/m.tflite"}, FileNotFoundError, "output folder"),
+        ({"input_hw": (0, 8)}, ValueError, "input size must be two positive integers"),
+    ],
+)
+def test_bad_requests_raise_clearly(tiny_model_files, tmp_path, kwargs, error, match):
+    _, keras_path, _ = tiny_model_files
+    args = {"spec": keras_path, "out": str(tmp_path / "m.tflite"), "val_data": []}
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        export.export_model(args.pop("spec"), args.pop("out"), **args)
+    assert not os.path.exists(tmp_path / "m.tflite")
+
+
+def test_run_folder_without_model(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds neither model.keras"):
+        export.load_model(str(tmp_path))
+
+
+def test_unknown_model_type_has_no_handler():
+    import tf_keras as keras
+
+    inputs = keras.Input((None, None, 1))
+    model = keras.Model(inputs, keras.layers.UpSampling2D(2)(inputs), name="upsample")
+    with pytest.raises(ValueError, match="no exporter for model 'upsample'.*UpSampling2D"):
+        export.export_handler_for(model)
+
+
+def test_handler_registry_replaces_by_name():
+    handler = export.ExportHandler("test_dummy", lambda m: False, lambda m: m, "never matches")
+    export.register_export_handler(handler)
+    export.register_export_handler(handler)
+    assert [h.name for h in export._HANDLERS].count("test_dummy") == 1
+    export._HANDLERS.remove(handler)
+
+
+def test_script_reports_one_line_and_fails(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "export.py", "--model=missing.keras", f"--out={tmp_path}/m.tflite"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "export.py: error: model file 'missing.keras' does not exist"
+    )
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "m.tflite")

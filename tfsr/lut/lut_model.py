@@ -1,0 +1,143 @@
+"""LUT models: the table form of a :class:`tfsr.lut.LutNet`, for inference and fine-tuning."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from tfsr.lut.lut_file import LutTables, load_lut_file
+from tfsr.lut.networks import normalize_stages, total_scale
+from tfsr.lut.patterns import (
+    RC_WINDOWS,
+    UNIT_RANGE,
+    gather_pattern,
+    quantize_levels,
+    run_stages,
+)
+from tfsr.lut.rc_module import rc_combine, window_taps
+from tfsr.ops.lut_interp import lut_interp_4d, lut_interp_4d_twin, lut_side
+
+
+def _int8(table: tf.Tensor) -> tf.Tensor:
+    """A float table rounded half away from zero to int8 in [-127, 127] (as saved)."""
+    rounded = tf.sign(table) * tf.floor(tf.abs(table) + 0.5)
+    return tf.cast(tf.clip_by_value(rounded, -UNIT_RANGE, UNIT_RANGE), tf.int8)
+
+
+@keras.saving.register_keras_serializable(package="tfsr")
+class LutModel(keras.Model):
+    """Super-resolution by table look-ups: the stage rule of :mod:`tfsr.lut.patterns` with every
+    unit replaced by 4-simplex interpolation in its 4-D table and every RC module by its 1-D tables.
+
+    The tables are the model's weights (float32 variables holding the int8 values), so the model
+    can be fine-tuned like any Keras model (MuLUT's LUT fine-tuning): in training the
+    interpolation runs through the differentiable pure-TF twin (gradients reach the table entries
+    and, through the interpolation weights and straight-through rounding, earlier stages);
+    in inference through the compiled op ``Tfsr>LutInterp4D`` when built, on the tables rounded
+    to int8 (what :meth:`to_tables` saves; the same values as the float tables after loading).
+
+    Args:
+        stages: stage list (see :class:`tfsr.lut.LutNet`).
+        interval: sampling interval of the 4-D tables.
+
+    Call arguments:
+        inputs: (N, H, W, 1) Y in [0, 1]. training: use the differentiable twin.
+
+    Input shape: (N, H, W, 1). Output shape: (N, rH, rW, 1) in [0, 1].
+
+    Example:
+        >>> model = LutModel.from_file("rclut_x4.npz")  # doctest: +SKIP
+        >>> model(tf.zeros((1, 8, 8, 1))).shape  # doctest: +SKIP
+        TensorShape([1, 32, 32, 1])
+
+    References: SR-LUT (CVPR 2021), MuLUT (ECCV 2022), RC-LUT (ICCV 2023).
+    """
+
+    def __init__(self, stages, interval: int = 16, **kwargs):
+        super().__init__(**kwargs)
+        self.stages = normalize_stages(stages)
+        self.interval = interval
+        self.scale = total_scale(self.stages)
+        rows = lut_side(interval) ** 4
+        self.luts, self.rcs, self.names = [], [], []
+        for s, stage in enumerate(self.stages):
+            for p in stage["patterns"]:
+                self.names.append(f"{s}_{p}")
+                self.luts.append(
+                    self.add_weight(
+                        f"lut_{s}_{p}", (rows, stage["scale"] ** 2), initializer="zeros"
+                    )
+                )
+                self.rcs.append(
+                    self.add_weight(f"rc_{s}_{p}", (RC_WINDOWS[p] ** 2, 256), initializer="zeros")
+                    if stage["rc"]
+                    else None
+                )
+        self._infer = None
+
+    @classmethod
+    def from_tables(cls, tables: LutTables, **kwargs) -> LutModel:
+        tables.check()
+        model = cls(tables.stages, tables.interval, **kwargs)
+        for i, name in enumerate(model.names):
+            model.luts[i].assign(tables.luts[f"lut_{name}"].astype(np.float32))
+            if model.rcs[i] is not None:
+                model.rcs[i].assign(tables.rcs[f"rc_{name}"])
+        return model
+
+    @classmethod
+    def from_file(cls, path: str, **kwargs) -> LutModel:
+        """The model stored in a LUT file (:func:`tfsr.lut.load_lut_file` errors apply)."""
+        return cls.from_tables(load_lut_file(path), **kwargs)
+
+    def to_tables(self) -> LutTables:
+        """The current tables; 4-D entries rounded (half away from zero) to int8 in [-127, 127]."""
+        tables = LutTables(stages=self.stages, interval=self.interval)
+        for i, name in enumerate(self.names):
+            v = self.luts[i].numpy()
+            v = np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5), -UNIT_RANGE, UNIT_RANGE)
+            tables.luts[f"lut_{name}"] = v.astype(np.int8)
+            if self.rcs[i] is not None:
+                tables.rcs[f"rc_{name}"] = self.rcs[i].numpy().astype(np.float32)
+        return tables
+
+    def _units(self, training: bool):
+        def unit(s, p, levels):
+            i = sum(len(st["patterns"]) for st in self.stages[:s]) + p
+            if self.rcs[i] is not None:
+                window = RC_WINDOWS[self.stages[s]["patterns"][p]]
+                taps = tf.cast(window_taps(levels, window), tf.int32)  # (N, H, W, K)
+                flat = taps + 256 * tf.range(window**2, dtype=tf.int32)
+                mapped = tf.gather(tf.reshape(self.rcs[i], [-1]), flat)
+                levels = rc_combine(mapped)
+            index = gather_pattern(levels, self.stages[s]["patterns"][p])  # (N, H, W, 4)
+            if training:
+                return lut_interp_4d_twin(index, self.luts[i], self.interval)
+            return lut_interp_4d(tf.cast(index, tf.int32), _int8(self.luts[i]), self.interval)
+
+        return unit
+
+    def call(self, inputs, training=None):
+        levels = quantize_levels(tf.cast(inputs, tf.float32))
+        return run_stages(levels, self.stages, self._units(bool(training)))
+
+    def upscale(self, images) -> tf.Tensor:
+        """Inference on (N, H, W, 1) float32 in [0, 1], one compiled graph for any size."""
+        if self._infer is None:
+            self._infer = tf.function(
+                lambda x: self(x, training=False),
+                input_signature=[tf.TensorSpec((None, None, None, 1), tf.float32)],
+            )
+        return self._infer(tf.convert_to_tensor(images, tf.float32))
+
+    def get_config(self):
+        return {
+            "stages": normalize_stages(self.stages),
+            "interval": self.interval,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

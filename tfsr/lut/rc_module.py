@@ -1,0 +1,103 @@
+"""The reconstructed-convolution (RC) module of RC-LUT: one 1-D mapping per window position."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras as keras
+
+from tfsr.lut.patterns import LEVELS, round_ste
+
+
+def window_taps(levels: tf.Tensor, window: int) -> tf.Tensor:
+    """The ``window**2`` pixels around every pixel: (N, H, W, 1) -> (N, H, W, window**2).
+
+    Row-major window order, centred, symmetric padding.
+    """
+    r = window // 2
+    h, w = tf.shape(levels)[1], tf.shape(levels)[2]
+    padded = tf.pad(levels, [[0, 0], [r, r], [r, r], [0, 0]], mode="SYMMETRIC")
+    taps = [padded[:, i : i + h, j : j + w, :] for i in range(window) for j in range(window)]
+    return tf.concat(taps, axis=-1)
+
+
+def rc_combine(mapped: tf.Tensor) -> tf.Tensor:
+    """(N, H, W, K) per-position mappings -> (N, H, W, 1) integer levels in [0, 255].
+
+    Mean over the K positions, tanh, then ``round((t + 1) / 2 * 255)`` (straight-through).
+    """
+    t = tf.tanh(tf.reduce_mean(mapped, axis=-1, keepdims=True))
+    return tf.clip_by_value(round_ste((t + 1.0) * (LEVELS / 2.0)), 0.0, LEVELS)
+
+
+@keras.saving.register_keras_serializable(package="tfsr")
+class RcModule(keras.layers.Layer):
+    """RC module: every position of a ``window x window`` neighbourhood has its own 1-D mapping.
+
+    Position k maps its pixel ``v`` (an 8-bit level) through a small MLP
+    ``1 -> filters -> 1`` (ReLU): ``m_k(v) = w2_k . relu(w1_k * v / 255 + b1_k) + b2_k``. The
+    ``window**2`` outputs are averaged, squashed by tanh and quantised to levels 0..255, which index
+    the 4-D LUT branch that follows. Each ``m_k`` sees one 8-bit input, so it transfers exactly
+    to a 256-entry 1-D table (:meth:`mapping_table`).
+
+    Args:
+        window: odd window side (RC-LUT: 5 for S, 7 for D, 3 for Y).
+        filters: hidden width of each 1-D MLP.
+
+    Call arguments:
+        levels: (N, H, W, 1) integer levels in [0, 255] (float32).
+
+    Input shape: (N, H, W, 1). Output shape: (N, H, W, 1), integer levels in [0, 255].
+
+    Example:
+        >>> rc = RcModule(window=3, filters=8)
+        >>> rc(tf.fill((1, 6, 6, 1), 128.0)).shape
+        TensorShape([1, 6, 6, 1])
+
+    Reference: Liu et al., "Reconstructed Convolution Module Based Look-Up Tables for Efficient
+    Image Super-Resolution", ICCV 2023.
+    """
+
+    def __init__(self, window: int = 5, filters: int = 16, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(window, int) or window < 1 or window % 2 == 0:
+            raise ValueError(f"window must be a positive odd int, got {window!r}")
+        if not isinstance(filters, int) or filters < 1:
+            raise ValueError(f"filters must be a positive int, got {filters!r}")
+        self.window = window
+        self.filters = filters
+
+    def build(self, input_shape):
+        k = self.window**2
+        self.w1 = self.add_weight(
+            "w1", (k, self.filters), initializer=keras.initializers.RandomNormal(0.0, 1.0)
+        )
+        self.b1 = self.add_weight(
+            "b1", (k, self.filters), initializer=keras.initializers.RandomUniform(-1.0, 0.0)
+        )
+        self.w2 = self.add_weight(
+            "w2", (k, self.filters), initializer=keras.initializers.RandomNormal(0.0, 0.3)
+        )
+        self.b2 = self.add_weight("b2", (k,), initializer="zeros")
+        super().build(input_shape)
+
+    def mapping(self, taps: tf.Tensor) -> tf.Tensor:
+        """(..., K) levels -> (..., K): every position's 1-D mapping."""
+        v = tf.expand_dims(taps / LEVELS, -1)  # (..., K, 1)
+        hidden = tf.nn.relu(v * self.w1 + self.b1)  # (..., K, filters)
+        return tf.reduce_sum(hidden * self.w2, axis=-1) + self.b2
+
+    def mapping_table(self) -> tf.Tensor:
+        """(K, 256) float32: ``m_k(v)`` for every position k and level v (the RC 1-D LUTs)."""
+        if not self.built:
+            self.build((None, None, None, 1))
+        k = self.window**2
+        levels = tf.tile(tf.range(256, dtype=tf.float32)[:, None], [1, k])  # (256, K)
+        return tf.transpose(self.mapping(levels))
+
+    def call(self, levels):
+        return rc_combine(self.mapping(window_taps(levels, self.window)))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(window=self.window, filters=self.filters)
+        return config

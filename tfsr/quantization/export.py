@@ -1,0 +1,438 @@
+"""Export a trained tfsr model to TFLite, quantised, and check the file's quality afterwards.
+
+Library side of ``export.py``. :func:`export_model` loads the model (:func:`load_model`), turns it
+into its deployable float form with the export handler of its family (:func:`export_handler_for`),
+for int8 builds the QAT copy, sets its ranges on calibration patches and optionally fine-tunes it
+(:mod:`tfsr.quantization.qat`), converts (:mod:`tfsr.quantization.convert`), refuses any
+non-builtin op, writes the file atomically and evaluates float vs TFLite PSNR.
+
+Measured choices (SESR-M5 x2 trained 2000 steps on the embedded photos, Set5 / Set14 PSNR):
+
+- QAT runs on the collapsed form (plain ``Conv2D``): same function as the collapsed-training form
+  (``CollapsibleLinearBlock`` with its ``kernel_quantizer`` hook, also supported and tested equal),
+  fewer variables, and the only form shipped ``.npz`` models have.
+- PReLU model, float 35.273 / 31.463 dB. Calibration only (``qat_steps=0``): int8 35.173 /
+  31.417 (-0.100 / -0.046); + 1000 QAT steps at 2e-5: 35.200 / 31.441 (-0.073 / -0.022);
+  + 2000 QAT steps at 5e-5 (the defaults): 35.326 / 31.517 (+0.053 / +0.054: QAT also goes on
+  training a briefly trained model).
+- ReLU model, float 36.462 / 32.167 dB: + 1000 QAT steps at 2e-5: -0.111 / -0.045; + 2000 at
+  5e-5: 36.374 / 32.131 (-0.088 / -0.036).
+- Int8 file at 1920x1080: 21.6 KB (PReLU), 20.3 KB (ReLU), after shortening tensor names.
+- The fixed 1920x1080 int8 file evaluates on Set5-size images through the interpreter's
+  ``resize_tensor_input`` (bit-identical to a dynamic-size copy); the dynamic copy in
+  :func:`verify` is only a fallback.
+- LiteRT runs int8 PRELU outside XNNPACK: an int8 PReLU model is several times slower than the
+  ReLU variant (``train.py --activation=relu``, the paper's int8 choice); see
+  ``benchmarks/tflite_latency.py``.
+
+Model families other than SESR add themselves with :func:`register_export_handler`: a test on
+the loaded model and the function that makes its TFLite-ready float form (for example baking a
+custom op's filters in as constants).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import tf_keras as keras
+
+from tfsr.quantization import convert as _convert
+from tfsr.quantization import qat
+
+DEFAULT_INPUT_HW = (1080, 1920)
+RUN_MODEL_FILENAME = "model.keras"
+
+
+# ---------------------------------------------------------------------------------------------
+# Export handlers, one per model family.
+
+
+@dataclass(frozen=True)
+class ExportHandler:
+    """How to export one family of models.
+
+    Attributes:
+        name: short name ("sesr").
+        matches: ``matches(model) -> bool``: this handler exports ``model``.
+        prepare: ``prepare(model) -> keras.Model``: the float model to convert (and to quantise),
+            built only from layers TFLite and :func:`tfsr.quantization.qat.quantize_config_for`
+            support.
+        description: one line for error messages.
+    """
+
+    name: str
+    matches: Callable[[keras.Model], bool]
+    prepare: Callable[[keras.Model], keras.Model]
+    description: str = ""
+
+
+_HANDLERS: list[ExportHandler] = []
+
+
+def register_export_handler(handler: ExportHandler) -> None:
+    """Adds (or replaces, by name) an export handler; handlers are asked in registration order."""
+    for i, existing in enumerate(_HANDLERS):
+        if existing.name == handler.name:
+            _HANDLERS[i] = handler
+            return
+    _HANDLERS.append(handler)
+
+
+def export_handler_for(model: keras.Model) -> ExportHandler:
+    """The first handler that matches ``model``.
+
+    Raises:
+        ValueError: no handler does (the message lists the layer types and the handlers).
+    """
+    for handler in _HANDLERS:
+        if handler.matches(model):
+            return handler
+    types = sorted({type(layer).__name__ for layer in model.layers})
+    known = "; ".join(f"{h.name}: {h.description}" for h in _HANDLERS)
+    raise ValueError(
+        f"no exporter for model {model.name!r} (layers: {', '.join(types)}); known: {known}"
+    )
+
+
+def _sesr_handler() -> ExportHandler:
+    from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
+    from tfsr.layers.pixel_shuffle import PixelShuffle
+    from tfsr.models.sesr import collapse_model
+
+    allowed = (
+        keras.layers.InputLayer,
+        keras.layers.Conv2D,
+        keras.layers.PReLU,
+        keras.layers.ReLU,
+        keras.layers.Add,
+        keras.layers.Concatenate,
+        CollapsibleLinearBlock,
+        PixelShuffle,
+    )
+
+    def matches(model):
+        return (
+            getattr(model, "_is_graph_network", False)
+            and all(type(layer) in allowed for layer in model.layers)
+            and any(isinstance(layer, PixelShuffle) for layer in model.layers)
+        )
+
+    def prepare(model):
+        # QAT on the collapsed form: the plain Conv2D network computes the same function with
+        # 13.5K instead of ~400K variables for M5, and shipped models exist only in this form.
+        if any(isinstance(layer, CollapsibleLinearBlock) for layer in model.layers):
+            return collapse_model(model)
+        return model
+
+    return ExportHandler(
+        "sesr",
+        matches,
+        prepare,
+        "convolutions, PReLU/ReLU, additions and pixel shuffle (SESR, collapsed or not)",
+    )
+
+
+register_export_handler(_sesr_handler())
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading.
+
+
+def load_model(spec: str) -> keras.Model:
+    """Loads the model to export.
+
+    Args:
+        spec: a shipped name (``tfsr.models.pretrained_names()``), a ``.keras`` / ``.h5`` file or
+            SavedModel folder, a ``.npz`` collapsed SESR (``save_collapsed``), or a training run
+            folder holding ``model.keras``.
+
+    Raises:
+        FileNotFoundError: a path that does not exist (or a pretrained name whose file is
+            missing, or a run folder without ``model.keras``).
+        ValueError: a name that is none of these, or a file that does not load.
+    """
+    import tfsr.layers  # noqa: F401 - registers the serialisable layers
+    from tfsr.models import pretrained
+    from tfsr.models.pretrained import is_pretrained_name, pretrained_names
+    from tfsr.models.sesr import load_collapsed
+
+    spec = os.fspath(spec)
+    if os.path.isdir(spec):
+        run_model = os.path.join(spec, RUN_MODEL_FILENAME)
+        if os.path.exists(run_model):
+            spec = run_model
+        elif not os.path.exists(os.path.join(spec, "saved_model.pb")):
+            raise FileNotFoundError(
+                f"folder {spec!r} holds neither {RUN_MODEL_FILENAME} (a training run) nor a "
+                "SavedModel"
+            )
+    if spec.endswith(".npz"):
+        if not os.path.exists(spec):
+            raise FileNotFoundError(f"model file {spec!r} does not exist")
+        return load_collapsed(spec)
+    if spec.endswith((".keras", ".h5")) or os.path.isdir(spec):
+        if not os.path.exists(spec):
+            raise FileNotFoundError(f"model file {spec!r} does not exist")
+        try:
+            return keras.models.load_model(spec, compile=False)
+        except (OSError, ValueError, TypeError) as error:
+            raise ValueError(f"cannot load tf_keras model {spec}: {error}") from error
+    if is_pretrained_name(spec):
+        return pretrained(spec)
+    shipped = ", ".join(pretrained_names()) or "none present"
+    raise ValueError(
+        f"unknown model {spec!r}: expected a shipped name ({shipped}), a .keras/.h5/.npz file, "
+        "a SavedModel folder or a training run folder"
+    )
+
+
+def model_scale(model: keras.Model) -> float:
+    """The model's upscaling factor, from one call on a small probe (or its static shapes)."""
+    from tfsr.inference import KerasUpscaler
+
+    upscaler = KerasUpscaler(model, None, name=model.name)
+    return upscaler.scale
+
+
+# ---------------------------------------------------------------------------------------------
+# Export.
+
+
+def default_val_data() -> list[str] | str:
+    """``../shared/data/val/Set5`` when present, else the held-out embedded photo."""
+    from tfsr.data.sources import source_from_spec
+    from tfsr.testing import shared_data_dir
+
+    set5 = os.path.join(shared_data_dir(), "val", "Set5")
+    if os.path.isdir(set5):
+        return set5
+    return list(source_from_spec("embedded").paths[-1:])
+
+
+def calibration_dataset(train_data: str, scale, *, patch_size: int = 64, batch_size: int = 16):
+    """``(lr, hr)`` patch batches of ``train_data`` for range calibration and QAT (seed 0).
+
+    With ``"embedded"``, the last photo is left out (it is the default held-out validation image).
+    """
+    import dataclasses
+
+    from tfsr.data.pipeline import sr_patches
+    from tfsr.data.sources import source_from_spec
+
+    source = source_from_spec(train_data)
+    if train_data == "embedded":
+        source = dataclasses.replace(source, paths=source.paths[:-1])
+    return sr_patches(
+        source, scale, lr_patch_size=patch_size, batch_size=batch_size, seed=0, augment=True
+    )
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def quantize_for_export(
+    model: keras.Model,
+    scale,
+    *,
+    train_data: str = "embedded",
+    calibration_batches: int = 16,
+    qat_steps: int = 0,
+    qat_dir: str | None = None,
+    learning_rate: float = 5e-5,
+    log: Callable[[str], None] = print,
+) -> keras.Model:
+    """The QAT copy of ``model`` with calibrated (and, with ``qat_steps``, trained) ranges."""
+    qat_model = qat.quantize_model(model)
+    data = calibration_dataset(train_data, scale)
+    used = qat.calibrate_ranges(qat_model, data.take(calibration_batches))
+    log(f"calibrated activation ranges on {used} batches of {train_data}")
+    if qat_steps:
+        result = qat.train_qat(
+            qat_model,
+            data,
+            qat_steps,
+            learning_rate=learning_rate,
+            checkpoint_dir=qat_dir,
+            log=lambda step, loss: log(f"QAT step {step}/{qat_steps}: L1 {loss:.5f}"),
+        )
+        log(f"QAT: {result['steps']} steps (resumed from {result['resumed_from']})")
+    return qat_model
+
+
+def verify(
+    float_model: keras.Model,
+    tflite_path: str,
+    content_dynamic: Callable[[], bytes],
+    val_data: str | Sequence[str] | list,
+    scale,
+) -> list[dict]:
+    """Float vs TFLite PSNR on each validation set.
+
+    The TFLite file is run at each image's size through ``resize_tensor_input``; if the
+    interpreter refuses (a model whose shapes are baked in), a dynamic-size copy from
+    ``content_dynamic()`` (the same quantisation parameters) is evaluated instead.
+
+    Returns:
+        ``[{dataset, float_psnr, tflite_psnr, drop_db, runner}]``.
+    """
+    import tempfile
+
+    from tfsr.evaluation import evaluate
+    from tfsr.inference import KerasUpscaler, TFLiteUpscaler
+
+    sets = [val_data] if isinstance(val_data, str) or not _is_list_of_sets(val_data) else val_data
+    float_upscaler = KerasUpscaler(float_model, scale, name="float")
+    rows = []
+    dynamic_path = None
+    try:
+        for data in sets:
+            reference = evaluate(float_upscaler, data, scale)
+            runner = "resized input"
+            try:
+                result = evaluate(TFLiteUpscaler(tflite_path, scale), data, scale)
+            except ValueError:
+                if dynamic_path is None:
+                    fd, dynamic_path = tempfile.mkstemp(suffix=".tflite")
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(content_dynamic())
+                result = evaluate(TFLiteUpscaler(dynamic_path, scale), data, scale)
+                runner = "dynamic-size copy"
+            rows.append(
+                {
+                    "dataset": reference["dataset"],
+                    "float_psnr": reference["psnr"],
+                    "tflite_psnr": result["psnr"],
+                    "drop_db": reference["psnr"] - result["psnr"],
+                    "runner": runner,
+                }
+            )
+    finally:
+        if dynamic_path is not None:
+            os.remove(dynamic_path)
+    return rows
+
+
+def _is_list_of_sets(val_data) -> bool:
+    """A list of folders (several sets) rather than a list of HR image files (one set)."""
+    return all(os.path.isdir(v) for v in val_data)
+
+
+def export_model(
+    spec: str,
+    out: str,
+    *,
+    quantize: str = "int8",
+    input_hw: tuple[int, int] | None = DEFAULT_INPUT_HW,
+    io_dtype: str = "int8",
+    qat_steps: int = 0,
+    train_data: str = "embedded",
+    calibration_batches: int = 16,
+    qat_dir: str | None = None,
+    learning_rate: float = 5e-5,
+    val_data=None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Loads ``spec``, converts it to ``out`` (.tflite, written atomically) and verifies it.
+
+    Args:
+        spec: see :func:`load_model`.
+        out: the ``.tflite`` path (its folder must exist).
+        quantize: "int8", "float16", "dynamic" or "none".
+        input_hw: fixed (H, W) of the exported input; None for a dynamic size.
+        io_dtype: "int8", "uint8" or "float32" (int8 / uint8 only with ``quantize="int8"``).
+        qat_steps: QAT fine-tuning steps after calibration (0: post-training quantisation).
+        train_data: images for calibration and QAT ("embedded", "div2k" or a folder).
+        calibration_batches: batches of 16 LR patches of 64x64 for the activation ranges.
+        qat_dir: checkpoint folder that makes QAT resumable (None: no checkpoints).
+        learning_rate: QAT step size.
+        val_data: a validation folder, a list of folders, or a list of HR files; None for
+            :func:`default_val_data`; ``[]`` skips verification.
+        log: where progress lines go.
+
+    Returns:
+        A report: model, handler, scale, quantize, io_dtype, input shape, bytes, ops,
+        conversion seconds, peak memory of the process and the verification rows.
+
+    Raises:
+        FileNotFoundError, ValueError: bad model spec, configuration or size (clear messages).
+    """
+    if not str(out).endswith(".tflite"):
+        raise ValueError(f"the output file must end in .tflite, got {out!r}")
+    out_dir = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(out_dir):
+        raise FileNotFoundError(f"output folder {out_dir!r} does not exist")
+    _convert._check_choice("quantize", quantize, _convert.QUANTIZE_MODES)
+    _convert._check_choice("io_dtype", io_dtype, tuple(_convert.IO_DTYPES))
+    if io_dtype != "float32" and quantize != "int8":
+        raise ValueError(
+            f"--io_dtype={io_dtype} needs --quantize=int8 (a {quantize} model has float inputs); "
+            "use --io_dtype=float32"
+        )
+    if qat_steps and quantize != "int8":
+        raise ValueError(f"--qat_steps={qat_steps} needs --quantize=int8, got {quantize}")
+    model = load_model(spec)
+    handler = export_handler_for(model)
+    float_model = handler.prepare(model)
+    _convert.input_signature(float_model, input_hw)  # a size the model cannot take fails here
+    scale = model_scale(float_model)
+    log(f"model {spec}: {handler.name}, x{scale:g}, {float_model.count_params()} parameters")
+
+    to_convert = float_model
+    if quantize == "int8":
+        to_convert = quantize_for_export(
+            float_model,
+            scale,
+            train_data=train_data,
+            calibration_batches=calibration_batches,
+            qat_steps=qat_steps,
+            qat_dir=qat_dir,
+            learning_rate=learning_rate,
+            log=log,
+        )
+    start = time.perf_counter()
+    content = _convert.convert(to_convert, quantize, input_hw=input_hw, io_dtype=io_dtype)
+    seconds = time.perf_counter() - start
+    bad = _convert.non_builtin_ops(content)
+    if bad:
+        raise ValueError(f"the converted model has non-builtin ops {bad}; not written")
+    _convert.write_atomic(content, out)
+    size = f"{input_hw[0]}x{input_hw[1]}" if input_hw else "any size"
+    log(f"wrote {out}: {len(content)} bytes, {quantize}, input {size}, {seconds:.1f} s")
+
+    report = {
+        "model": spec,
+        "handler": handler.name,
+        "scale": scale,
+        "quantize": quantize,
+        "io_dtype": io_dtype,
+        "input_hw": list(input_hw) if input_hw else None,
+        "bytes": len(content),
+        "ops": sorted(set(_convert.tflite_ops(content))),
+        "conversion_s": seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+        "qat_steps": qat_steps if quantize == "int8" else 0,
+        "verification": [],
+    }
+    if val_data is None:
+        val_data = default_val_data()
+    if len(val_data):
+        report["verification"] = verify(
+            float_model,
+            out,
+            lambda: _convert.convert(to_convert, quantize, input_hw=None, io_dtype=io_dtype),
+            val_data,
+            scale,
+        )
+        for row in report["verification"]:
+            log(
+                f"{row['dataset']}: float {row['float_psnr']:.3f} dB, TFLite "
+                f"{row['tflite_psnr']:.3f} dB ({-row['drop_db']:+.3f} dB, {row['runner']})"
+            )
+    report["peak_rss_mb"] = max(report["peak_rss_mb"], _peak_rss_mb())
+    return report

@@ -1,0 +1,299 @@
+"""Quantization-aware training (tfmot, tf_keras) of tfsr inference models.
+
+The flow, for a float model in inference form (a collapsed SESR: ``Conv2D``, ``PReLU``/``ReLU``,
+``Add``, ``PixelShuffle``) or in collapsed-training form (``CollapsibleLinearBlock``)::
+
+    qat = quantize_model(model)                 # fake-quant everywhere TFLite int8 rounds
+    calibrate_ranges(qat, batches)              # activation ranges from data (post-training)
+    train_qat(qat, dataset, steps=...)          # optional fine-tuning through the fake-quant
+    convert(qat, "int8", ...)                   # tfsr.quantization.convert: no calibration pass
+
+``calibrate_ranges`` alone is post-training quantisation (``--qat_steps=0``): the ranges are the
+mean min / max over the calibration batches, the weights are quantised per channel from their own
+range, exactly what the TFLite converter's calibrator would do, but measured on small patches
+instead of full 1080p frames (seconds and little memory instead of gigabytes).
+
+Saving: ``.keras`` files of QAT models do not reload in tf_keras 2.21; :func:`qat_checkpoint`
+keeps a ``tf.train.Checkpoint`` (model, optimizer, step) that a rerun resumes from, and
+``qat.save("x.h5")`` reloads under :func:`tfsr.quantization.configs.quantize_scope`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+    default_8bit_quantize_scheme,
+    default_8bit_transforms,
+)
+from tensorflow_model_optimization.python.core.quantization.keras.graph_transformations import (
+    model_transformer,
+)
+
+from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
+from tfsr.layers.pixel_shuffle import PixelShuffle
+from tfsr.quantization import configs
+
+_tfmot_q = tfmot.quantization.keras
+_QuantizeLayer = quantize_layer.QuantizeLayer
+
+
+class _InputOnlyLayout(_tfmot_q.QuantizeLayoutTransform):
+    """Only tfmot's input QuantizeLayer; none of its fusing rewrites.
+
+    tfmot's default layout transforms replace the QuantizeConfig of a Conv2D (or Add) followed by
+    a ReLU with a no-op config, which would drop our kernel quantizer; the configs from
+    :func:`quantize_config_for` already handle the fusion.
+    """
+
+    def apply(self, model, layer_quantize_map):
+        return model_transformer.ModelTransformer(
+            model,
+            [default_8bit_transforms.InputLayerQuantize()],
+            set(layer_quantize_map.keys()),
+            layer_quantize_map,
+        ).transform()
+
+
+class _Scheme(default_8bit_quantize_scheme.Default8BitQuantizeScheme):
+    def get_layout_transformer(self):
+        return _InputOnlyLayout()
+
+
+def _is_plain_relu(layer) -> bool:
+    """A ReLU TFLite fuses into the preceding conv (no cap, no leak, no threshold)."""
+    if not isinstance(layer, keras.layers.ReLU):
+        return False
+    return layer.max_value is None and not layer.negative_slope and not layer.threshold
+
+
+def _is_clip(layer) -> bool:
+    """A ``ReLU(max_value=m)``: a clip to [0, m]."""
+    if not isinstance(layer, keras.layers.ReLU) or layer.max_value is None:
+        return False
+    return not layer.negative_slope and not layer.threshold
+
+
+def _consumers(layer) -> list:
+    return [node.outbound_layer for node in layer._outbound_nodes]
+
+
+def quantize_config_for(layer) -> _tfmot_q.QuantizeConfig | None:
+    """The QuantizeConfig tfsr uses for ``layer``; None for an input layer.
+
+    Raises:
+        ValueError: a layer type with no int8 recipe (the message names it).
+    """
+    if isinstance(layer, keras.layers.InputLayer):
+        return None
+    fused_relu = bool(_consumers(layer)) and all(_is_plain_relu(c) for c in _consumers(layer))
+    if isinstance(layer, CollapsibleLinearBlock):
+        return configs.CollapsibleBlockQuantizeConfig(quantize_output=not fused_relu)
+    if type(layer) is keras.layers.Conv2D:
+        return configs.Conv2DQuantizeConfig(quantize_output=not fused_relu)
+    if isinstance(layer, keras.layers.PReLU):
+        return configs.PReLUQuantizeConfig()
+    if isinstance(layer, PixelShuffle):
+        return configs.NoOpQuantizeConfig()
+    if _is_clip(layer):
+        # A clip to [0, max] (replaced by an identity): the output range is exactly that, fixed.
+        return configs.OutputQuantizeConfig(output_range=(0.0, float(layer.max_value)))
+    if isinstance(layer, keras.layers.ReLU):
+        return configs.OutputQuantizeConfig()
+    if isinstance(layer, (keras.layers.Add, keras.layers.Concatenate)):
+        return configs.OutputQuantizeConfig()
+    raise ValueError(
+        f"cannot quantize layer {layer.name!r} of type {type(layer).__name__}: tfsr has int8 "
+        "recipes for Conv2D, CollapsibleLinearBlock, PReLU, ReLU, Add, Concatenate and PixelShuffle"
+    )
+
+
+def quantize_model(model: keras.Model) -> keras.Model:
+    """Returns a QAT copy of ``model`` (fake-quant nodes where TFLite int8 rounds).
+
+    ``model`` is left unchanged; the copy starts from its weights. CollapsibleLinearBlocks must
+    use ``collapsed_training=True`` (their kernel is fake-quantised through the hook).
+
+    Raises:
+        ValueError: a subclassed model or a layer with no int8 recipe.
+    """
+    if not isinstance(model, keras.Model) or not model._is_graph_network:
+        raise ValueError(
+            f"quantize_model needs a Functional or Sequential model, got {type(model).__name__}"
+        )
+    annotations = {layer.name: quantize_config_for(layer) for layer in model.layers}
+
+    def annotate(layer):
+        if _is_clip(layer):
+            # Its fixed output range [0, max] clips: see configs.
+            clone = keras.layers.Activation("linear", name=layer.name)
+        else:
+            clone = layer.__class__.from_config(layer.get_config())
+        config = annotations.get(layer.name)
+        if config is None:
+            return clone
+        return _tfmot_q.quantize_annotate_layer(clone, quantize_config=config)
+
+    annotated = keras.models.clone_model(model, clone_function=annotate)
+    annotated.set_weights(model.get_weights())
+    with configs.quantize_scope():
+        qat = _tfmot_q.quantize_apply(annotated, scheme=_Scheme())
+    _fix_input_range(qat)
+    return qat
+
+
+def _range_configs(qat_model: keras.Model) -> list[configs.OutputRangeConfig]:
+    return [
+        layer.quantize_config
+        for layer in qat_model.layers
+        if isinstance(layer, _tfmot_q.QuantizeWrapper)
+        and isinstance(layer.quantize_config, configs.OutputRangeConfig)
+    ]
+
+
+def _range_vars(layer, name_part: str = "") -> tuple[tf.Variable, tf.Variable]:
+    mins = [w for w in layer.weights if w.name.endswith("_min:0") and name_part in w.name]
+    maxs = [w for w in layer.weights if w.name.endswith("_max:0") and name_part in w.name]
+    if len(mins) != 1 or len(maxs) != 1:
+        raise ValueError(
+            f"{layer.name}: expected one min and one max range variable, got "
+            f"{[w.name for w in layer.weights]}"
+        )
+    return mins[0], maxs[0]
+
+
+def _fix_input_range(qat_model: keras.Model, low: float = 0.0, high: float = 1.0) -> None:
+    """Images enter in [0, 1]: the input quantizer's range is exactly that (step 1/255)."""
+    for layer in qat_model.layers:
+        if isinstance(layer, _QuantizeLayer):
+            lo, hi = _range_vars(layer)
+            lo.assign(low)
+            hi.assign(high)
+
+
+def _fix_output_ranges(qat_model: keras.Model) -> None:
+    for layer in qat_model.layers:
+        config = getattr(layer, "quantize_config", None)
+        if isinstance(config, configs.OutputRangeConfig) and config.output_range is not None:
+            lo, hi = _range_vars(layer, "output")
+            lo.assign(config.output_range[0])
+            hi.assign(config.output_range[1])
+
+
+def calibrate_ranges(qat_model: keras.Model, batches: Iterable) -> int:
+    """Sets every learnt activation range to the mean batch min / max over ``batches``.
+
+    Runs the model in training mode (eagerly) with the EMA decay of batch ``k`` set to
+    ``k / (k + 1)``, which makes each range the running mean of the batch ranges; then puts the
+    decay back. Fixed ranges (the input, [0, 1]; a clip, [0, max]) are set exactly. Weights do not
+    change (kernels are quantised from their own range).
+
+    Args:
+        qat_model: from :func:`quantize_model`.
+        batches: LR batches ``(N, H, W, C)`` in [0, 1], or ``(lr, hr)`` pairs.
+
+    Returns:
+        The number of batches used.
+
+    Raises:
+        ValueError: ``batches`` is empty.
+    """
+    quantizers = [q for c in _range_configs(qat_model) for q in c.range_quantizers()]
+    saved = [q.ema_decay for q in quantizers]
+    count = 0
+    try:
+        for batch in batches:
+            if isinstance(batch, (tuple, list)):
+                batch = batch[0]
+            for q in quantizers:
+                q.ema_decay = count / (count + 1.0)
+            qat_model(tf.convert_to_tensor(batch, tf.float32), training=True)
+            count += 1
+    finally:
+        for q, decay in zip(quantizers, saved, strict=True):
+            q.ema_decay = decay
+    if count == 0:
+        raise ValueError("calibrate_ranges needs at least one batch, got none")
+    _fix_input_range(qat_model)
+    _fix_output_ranges(qat_model)
+    return count
+
+
+def qat_checkpoint(
+    qat_model: keras.Model, optimizer: keras.optimizers.Optimizer, directory: str
+) -> tuple[tf.train.CheckpointManager, tf.Variable]:
+    """A checkpoint manager over (model, optimizer, step) in ``directory``; restores the latest.
+
+    Returns:
+        ``(manager, step)``: ``step`` is the number of QAT steps already done (0 when new).
+    """
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="qat_step")
+    checkpoint = tf.train.Checkpoint(model=qat_model, optimizer=optimizer, step=step)
+    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    return manager, step
+
+
+def train_qat(
+    qat_model: keras.Model,
+    dataset: tf.data.Dataset,
+    steps: int,
+    *,
+    learning_rate: float = 5e-5,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int = 500,
+    log=None,
+) -> dict:
+    """Fine-tunes ``qat_model`` through its fake-quant nodes with an L1 loss and Adam.
+
+    Args:
+        qat_model: from :func:`quantize_model`, best after :func:`calibrate_ranges`.
+        dataset: ``(lr, hr)`` batches in [0, 1] (``tfsr.data.sr_patches``), repeated.
+        steps: total QAT steps (a resumed run continues up to this number).
+        learning_rate: Adam step size, cosine-decayed to 1% over ``steps``.
+        checkpoint_dir: where to keep a resumable checkpoint (None: none).
+        checkpoint_every: steps between checkpoints.
+        log: optional ``log(step, loss)`` called every 100 steps.
+
+    Returns:
+        ``{"steps": done in total, "resumed_from": step at start, "loss": last mean L1}``.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(int(steps), 1), alpha=0.01)
+    optimizer = keras.optimizers.Adam(schedule)
+    manager, step = (None, tf.Variable(0, dtype=tf.int64))
+    if checkpoint_dir:
+        manager, step = qat_checkpoint(qat_model, optimizer, checkpoint_dir)
+    start = int(step.numpy())
+
+    @tf.function
+    def train_step(lr, hr):
+        with tf.GradientTape() as tape:
+            sr = qat_model(lr, training=True)
+            loss = tf.reduce_mean(tf.abs(sr - hr))
+        variables = qat_model.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    losses = []
+    for lr, hr in dataset.take(max(int(steps) - start, 0)):
+        losses.append(float(train_step(lr, hr)))
+        step.assign_add(1)
+        done = int(step.numpy())
+        if log is not None and done % 100 == 0:
+            log(done, float(np.mean(losses[-100:])))
+        if manager is not None and (done % checkpoint_every == 0 or done == steps):
+            manager.save(checkpoint_number=done)
+    _fix_output_ranges(qat_model)
+    return {
+        "steps": int(step.numpy()),
+        "resumed_from": start,
+        "loss": float(np.mean(losses[-100:])) if losses else None,
+    }
