@@ -19,10 +19,9 @@ from dataclasses import dataclass
 import tensorflow as tf
 import tf_keras as keras
 
-from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
 from tfsr.layers.meta_upscale import MetaUpscale
 from tfsr.models.registry import ModelSpec, model_names, register_model
-from tfsr.models.sesr import ACTIVATIONS, FIRST_BLOCK, _check_positive_int, collapse_model
+from tfsr.models.sesr import ACTIVATIONS, _check_positive_int, collapse_model, sesr_body
 
 # Meta-SR's training scales, 1.1 to 4.0 in steps of 0.1, plus anisotropic pairs.
 ISOTROPIC_SCALES = tuple(round(1.0 + 0.1 * i, 1) for i in range(1, 31))
@@ -118,27 +117,9 @@ def meta_sesr(
     m = _check_positive_int("num_blocks", num_blocks)
     p = _check_positive_int("expanded_filters", expanded_filters)
 
-    def block(filters, size, residual, block_name):
-        return CollapsibleLinearBlock(
-            filters,
-            kernel_size=size,
-            expanded_filters=p,
-            residual=residual,
-            collapsed_training=collapsed_training,
-            name=block_name,
-        )
-
     lr = keras.Input(shape=(None, None, 1), name="lr")  # (N, H, W, 1)
     scale = keras.Input(shape=(2,), name="scale")  # (N, 2)
-    first = block(f, 5, False, FIRST_BLOCK)(lr)  # (N, H, W, f)
-    x = first
-    for i in range(1, m + 1):
-        x = block(f, 3, True, f"block_{i}")(x)
-        if activation == "prelu":
-            x = keras.layers.PReLU(shared_axes=[1, 2], name=f"prelu_{i}")(x)
-        else:
-            x = keras.layers.ReLU(name=f"relu_{i}")(x)
-    x = keras.layers.Add(name="long_residual")([x, first])
+    x = sesr_body(lr, f, m, p, activation, collapsed_training)  # (N, H, W, f)
     x = MetaUpscale(1, kernel_size=kernel_size, hidden_units=hidden_units, name="meta_upscale")(
         [x, scale]
     )  # (N, H_out, W_out, 1)
