@@ -164,3 +164,24 @@ def test_command_line_error_has_no_traceback(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"tfsr.evaluate: data folder '{tmp_path / 'missing'}' does not exist"
     )
+
+
+def test_anisotropic_scale_matches_a_hand_computation(shared_data, hr_only):
+    scale = (2, 3)
+    result = evaluation.evaluate(BicubicUpscaler(scale), hr_only, scale)
+    assert result["scale"] == [2.0, 3.0] and result["crop_border"] == 3
+    assert result["lr_source"] == "bicubic"
+    for r in result["per_image"]:
+        hr = modcrop(io.read_image(os.path.join(hr_only, f"{r['name']}.png")), scale)
+        lr = imresize(hr, (1 / 2, 1 / 3))
+        assert lr.shape[:2] == (hr.shape[0] // 2, hr.shape[1] // 3)
+        y = metrics.y_channel(lr) / 255.0
+        up = np.clip(imresize(y.astype(np.float32), scale), 0.0, 1.0).astype(np.float32)
+        sr = to_uint8(up * 255.0)  # what the evaluator does: float32 model I/O, clip, round
+        assert r["psnr"] == pytest.approx(metrics.psnr(sr, hr, 3), abs=1e-9)
+    assert evaluation.scale_name((2, 3)) == "2x3" and evaluation.scale_name((2.5, 2.5)) == "2.5"
+    # Benchmark LR files exist for equal scales only: an unequal pair makes LR from HR.
+    set5 = evaluation.evaluate(
+        BicubicUpscaler(scale), os.path.join(shared_data, "val", "Set5"), scale
+    )
+    assert set5["lr_source"] == "bicubic" and set5["images"] == 5

@@ -63,13 +63,7 @@ def main(argv):
         sys.exit("tfsr.evaluate: --data is required (comma-separated data folders)")
     try:
         scale = scale_from_flags(_SCALE.value, _SCALE_V.value, _SCALE_H.value)
-        if isinstance(scale, tuple):
-            if scale[0] != scale[1]:
-                # tfsr.evaluation measures one scale per axis pair only when both are equal.
-                raise ValueError(
-                    f"evaluation at different vertical and horizontal scales {scale} is not "
-                    "supported yet; give --scale"
-                )
+        if isinstance(scale, tuple) and scale[0] == scale[1]:
             scale = scale[0]
         upscaler = load_upscaler(_MODEL.value, scale)
         results = []

@@ -27,13 +27,15 @@ from tqdm import tqdm
 
 from tfsr import metrics
 from tfsr.data import io
-from tfsr.data.imresize import imresize, modcrop, to_uint8
+from tfsr.data.imresize import imresize, modcrop, scale_pair, to_uint8
 from tfsr.inference import Upscaler
 
 
-def scale_name(scale: float) -> str:
-    """The scale as benchmark folders and files spell it: 2 -> "2", 2.5 -> "2.5"."""
-    return f"{float(scale):g}"
+def scale_name(scale) -> str:
+    """The scale as benchmark folders and files spell it: 2 -> "2", 2.5 -> "2.5"; a pair of
+    different vertical and horizontal scales as "2x3.5"."""
+    sv, sh = scale_pair(scale)
+    return f"{sv:g}" if sv == sh else f"{sv:g}x{sh:g}"
 
 
 def read_eval_image(path: str) -> np.ndarray:
@@ -66,7 +68,9 @@ def find_pairs(data_dir: str, scale: float) -> tuple[list[tuple[str, str, str | 
         hr_dir = data_dir
     s = scale_name(scale)
     lr_dir = os.path.join(data_dir, "LR_bicubic", f"X{s}")
-    has_lr = hr_dir != data_dir and os.path.isdir(lr_dir)
+    sv, sh = scale_pair(scale)
+    # Benchmark LR files exist for equal scales only; other pairs make LR from HR.
+    has_lr = sv == sh and hr_dir != data_dir and os.path.isdir(lr_dir)
     pairs = []
     for hr_path in io.list_images(hr_dir, recursive=False):
         name = os.path.splitext(os.path.basename(hr_path))[0]
@@ -127,8 +131,9 @@ def evaluate(
         upscaler: from :func:`tfsr.inference.load_upscaler`.
         data_dir: a benchmark folder (``HR/``, ``LR_bicubic/X{s}/``), a folder of HR images, or
             a list of HR image files (their LR made on the fly; dataset name "held-out").
-        scale: the scale factor (names the LR folder; LR made on the fly is downscaled by it).
-        crop_border: pixels removed from every side; default ``ceil(scale)``.
+        scale: the scale factor, or a (vertical, horizontal) pair (names the LR folder; LR made
+            on the fly is downscaled by it; pairs of different scales always make LR from HR).
+        crop_border: pixels removed from every side; default ``ceil`` of the larger scale.
         progress: show a tqdm progress bar on stderr.
 
     Returns:
@@ -139,7 +144,8 @@ def evaluate(
         FileNotFoundError, ValueError: a missing folder or file, no images, an SR output whose
             size is not the HR size.
     """
-    crop = math.ceil(scale) if crop_border is None else int(crop_border)
+    sv, sh = scale_pair(scale)
+    crop = math.ceil(max(sv, sh)) if crop_border is None else int(crop_border)
     if isinstance(data_dir, (str, os.PathLike)):
         pairs, lr_source = find_pairs(data_dir, scale)
         dataset = _dataset_name(data_dir)
@@ -151,7 +157,7 @@ def evaluate(
         pairs, desc=dataset, disable=not progress, leave=False, file=sys.stderr
     ):
         hr = modcrop(read_eval_image(hr_path), scale)
-        lr = read_eval_image(lr_path) if lr_path else imresize(hr, 1.0 / scale)
+        lr = read_eval_image(lr_path) if lr_path else imresize(hr, (1.0 / sv, 1.0 / sh))
         if upscaler.channels == 3:
             hr = _to_rgb(hr)
         sr = super_resolve(upscaler, lr)
@@ -171,7 +177,7 @@ def evaluate(
         "model": upscaler.name,
         "dataset": dataset,
         "data_dir": data_dir,
-        "scale": float(scale),
+        "scale": sv if sv == sh else [sv, sh],
         "crop_border": crop,
         "lr_source": lr_source,
         "psnr": float(np.mean([r["psnr"] for r in per_image])),
