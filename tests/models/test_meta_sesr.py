@@ -114,3 +114,13 @@ def test_evaluate_at_a_float_scale(tmp_path, scale):
     assert result["images"] == 1 and result["scale"] == scale
     np.testing.assert_allclose(result["psnr"], metrics.psnr(sr, hr, crop), rtol=1e-9)
     np.testing.assert_allclose(result["ssim"], metrics.ssim(sr, hr, crop), rtol=1e-9)
+
+
+def test_shipped_meta_sesr_runs_at_any_scale():
+    from tfsr.inference import load_upscaler
+
+    up = load_upscaler("meta_sesr", (1.5, 2.5))
+    y = np.random.default_rng(0).uniform(0, 1, (10, 12)).astype(np.float32)
+    assert up.upscale_y(y).shape == (15, 30, 1)
+    with pytest.raises(ValueError, match="the scale of model meta_sesr is not known"):
+        load_upscaler("meta_sesr")

@@ -171,3 +171,20 @@ register_model(
         description="Meta-SESR: SESR-M5 body + Meta-SR upscale, any scale (1.1 to 4 trained)",
     )
 )
+
+
+def _register_shipped() -> None:
+    from tfsr.models.pretrained import PretrainedEntry, register_pretrained
+
+    register_pretrained(
+        PretrainedEntry(
+            name="meta_sesr",
+            filename="meta_sesr.keras",
+            scale=None,  # any scale: give --scale (or --scale_v and --scale_h)
+            description="meta_sesr (SESR-M5 body + meta-upscale), trained on the 291 set, "
+            "scales 1.1..4.0",
+        )
+    )
+
+
+_register_shipped()
