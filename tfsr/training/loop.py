@@ -234,7 +234,9 @@ def _run_steps(trainer: Trainer, stop: StopRequest, progress: bool) -> bool:
             if window_steps >= 20 or step == config.steps:
                 elapsed = max(time.perf_counter() - window_start, 1e-9)
                 rate = window_steps * config.batch_size / elapsed
-                bar.set_postfix(loss=f"{loss_sum / window_steps:.4f}", img_s=f"{rate:.0f}")
+                bar.set_postfix(
+                    loss=f"{loss_sum / window_steps:.4f}", img_s=f"{rate:.0f}", refresh=False
+                )
                 tf.summary.scalar("train/loss", loss_sum / window_steps, step=step)
                 tf.summary.scalar("train/images_per_s", rate, step=step)
                 window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
