@@ -82,7 +82,7 @@ def config_from_flags() -> TrainConfig:
     from tfsr.training.data import steps_for_epochs
 
     spec = get_model_spec(_MODEL.value)
-    multi_scale = getattr(spec, "train_scales", None) is not None
+    multi_scale = spec.multi_scale
     patch_size = _PATCH_SIZE.value
     if multi_scale and not flags.FLAGS["patch_size"].present:
         patch_size = spec.patch_size

@@ -14,13 +14,11 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import tensorflow as tf
 import tf_keras as keras
 
 from tfsr.layers.meta_upscale import MetaUpscale
-from tfsr.models.registry import ModelSpec, model_names, register_model
+from tfsr.models.registry import ModelSpec, register_model
 from tfsr.models.sesr import ACTIVATIONS, _check_positive_int, collapse_model, sesr_body
 
 # Meta-SR's training scales, 1.1 to 4.0 in steps of 0.1, plus anisotropic pairs.
@@ -139,36 +137,20 @@ def is_arbitrary_scale(model: keras.Model) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class MultiScaleModelSpec(ModelSpec):
-    """A :class:`ModelSpec` for arbitrary-scale models (``[lr, scale]`` inputs).
-
-    Attributes:
-        train_scales: scales (numbers or (scale_v, scale_h) pairs) drawn, one per batch, in
-            training.
-        validation_scales: scales measured during and at the end of training.
-        patch_size: default LR patch side (a multiple of every training scale's denominator).
-    """
-
-    train_scales: tuple = TRAIN_SCALES
-    validation_scales: tuple = VALIDATION_SCALES
-    patch_size: int = PATCH_SIZE
-
-
 def _build(scale=None, activation="prelu", **kwargs) -> keras.Model:
     del scale  # one model for every scale
     return meta_sesr(activation=activation, **kwargs)
 
 
-# The registry fills itself with the built-in models on first use when it is empty: make sure that
-# has happened before adding this one, or importing this module first would hide the others.
-model_names()
 register_model(
-    MultiScaleModelSpec(
+    ModelSpec(
         name="meta_sesr",
         build=_build,
         to_inference=collapse_model,
         description="Meta-SESR: SESR-M5 body + Meta-SR upscale, any scale (1.1 to 4 trained)",
+        train_scales=TRAIN_SCALES,
+        validation_scales=VALIDATION_SCALES,
+        patch_size=PATCH_SIZE,
     )
 )
 

@@ -22,12 +22,26 @@ class ModelSpec:
         to_inference: turns the trained model into its deployable form (for SESR: collapsed
             plain convolutions); identity when None.
         description: one line for ``--help``.
+        train_scales: for arbitrary-scale models (inputs ``[lr, scale]``): the scales (numbers or
+            (scale_v, scale_h) pairs) drawn, one per batch, in training; None for a model of
+            one scale, trained at ``--scale``.
+        validation_scales: arbitrary-scale models: the scales measured in validation.
+        patch_size: arbitrary-scale models: default LR patch side (a multiple of every training
+            scale's denominator).
     """
 
     name: str
     build: Callable[..., keras.Model]
     to_inference: Callable[[keras.Model], keras.Model] | None = None
     description: str = ""
+    train_scales: tuple | None = None
+    validation_scales: tuple | None = None
+    patch_size: int | None = None
+
+    @property
+    def multi_scale(self) -> bool:
+        """True for arbitrary-scale models (one random scale per training batch)."""
+        return self.train_scales is not None
 
     def inference_model(self, model: keras.Model) -> keras.Model:
         return self.to_inference(model) if self.to_inference is not None else model

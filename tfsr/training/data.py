@@ -42,7 +42,7 @@ def train_scales(config: TrainConfig) -> tuple | None:
     model (trained at ``config.scale``)."""
     from tfsr.models.registry import get_model_spec
 
-    return getattr(get_model_spec(config.model), "train_scales", None)
+    return get_model_spec(config.model).train_scales
 
 
 def validation_scales(config: TrainConfig) -> tuple:
@@ -50,7 +50,7 @@ def validation_scales(config: TrainConfig) -> tuple:
     model, else ``(config.scale,)``."""
     from tfsr.models.registry import get_model_spec
 
-    return getattr(get_model_spec(config.model), "validation_scales", None) or (config.scale,)
+    return get_model_spec(config.model).validation_scales or (config.scale,)
 
 
 def training_dataset(config: TrainConfig, start_step: int = 0) -> tf.data.Dataset:

@@ -203,7 +203,7 @@ def _run_steps(trainer: Trainer, stop: StopRequest, progress: bool) -> bool:
     config = trainer.config
     distributed = trainer.strategy.experimental_distribute_dataset(trainer.dataset())
     batches = iter(distributed)
-    multi_scale = getattr(trainer.spec, "train_scales", None) is not None
+    multi_scale = trainer.spec.multi_scale
     train_step = trainer.make_train_step(distributed.element_spec if multi_scale else None)
     bar = tqdm(
         total=config.steps,
