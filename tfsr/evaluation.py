@@ -22,7 +22,6 @@ import sys
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from tfsr import metrics
@@ -44,10 +43,7 @@ def read_eval_image(path: str) -> np.ndarray:
     Grey files stay single-channel so that they are measured on their own values, not on the
     luma of R = G = B (see :mod:`tfsr.metrics`).
     """
-    image = io.read_image(path)
-    with Image.open(path) as im:
-        bands = [b for b in im.getbands() if b != "A"]
-    return image[..., 0] if bands in (["L"], ["I"], ["1"], ["F"]) else image
+    return io.read_image(path, keep_grey=True)
 
 
 def find_pairs(data_dir: str, scale: float) -> tuple[list[tuple[str, str, str | None]], str]:

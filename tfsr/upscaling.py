@@ -165,11 +165,9 @@ def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin
     failures = []
     for src, dst in tqdm(pairs, desc="upscaling", unit="image", disable=len(pairs) < 2):
         try:
-            image = read_image(src, keep_alpha=True)
-            if (image[..., 3] == 255).all():
-                image = image[..., :3]
-            if (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all():
-                image = image[..., 0] if image.shape[-1] == 3 else image
+            image = read_image(src, keep_alpha=True, keep_grey=True)
+            if image.ndim == 3 and (image[..., 3] == 255).all():
+                image = image[..., :3]  # opaque: nothing to keep
             result = upscale_image(upscaler, image, tile=tile, margin=margin)
             os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
             write_image(dst, result, overwrite=overwrite)

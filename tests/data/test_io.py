@@ -194,3 +194,26 @@ def test_write_errors(tmp_path):
     with pytest.raises(ValueError, match="quality"):
         write_image(tmp_path / "x.jpg", _rgb(), quality=0)
     assert os.listdir(tmp_path) == []
+
+
+def test_keep_grey_returns_the_grey_band(tmp_path):
+    from PIL import Image
+
+    grey = (np.arange(12 * 10) % 256).astype(np.uint8).reshape(12, 10)
+    Image.fromarray(grey, "L").save(tmp_path / "g.png")
+    np.testing.assert_array_equal(read_image(str(tmp_path / "g.png"), keep_grey=True), grey)
+    np.testing.assert_array_equal(
+        read_image(str(tmp_path / "g.png"), keep_alpha=True, keep_grey=True), grey
+    )
+    assert read_image(str(tmp_path / "g.png")).shape == (12, 10, 3)
+    alpha = np.full_like(grey, 7)
+    Image.fromarray(np.stack([grey, alpha], -1), "LA").save(tmp_path / "la.png")
+    assert read_image(str(tmp_path / "la.png"), keep_grey=True).shape == (12, 10)
+    assert read_image(str(tmp_path / "la.png"), keep_alpha=True, keep_grey=True).shape == (
+        12,
+        10,
+        4,
+    )
+    # An RGB file whose channels happen to be equal is still colour.
+    Image.fromarray(np.stack([grey] * 3, -1), "RGB").save(tmp_path / "rgb.png")
+    assert read_image(str(tmp_path / "rgb.png"), keep_grey=True).shape == (12, 10, 3)

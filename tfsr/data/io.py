@@ -102,7 +102,14 @@ def _pixels(image: Image.Image, path: str, keep_alpha: bool) -> np.ndarray:
     return np.concatenate([rgb, alpha[..., None]], axis=-1)
 
 
-def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarray:
+def _is_grey(image: Image.Image) -> bool:
+    """One grey colour band (alpha aside): L, LA, 1, I, I;16..."""
+    return [b for b in image.getbands() if b != "A"] in (["L"], ["I"], ["1"])
+
+
+def read_image(
+    path: str | os.PathLike, *, keep_alpha: bool = False, keep_grey: bool = False
+) -> np.ndarray:
     """Decodes an image file into a uint8 RGB array.
 
     Grey images come back with R = G = B; palette images are expanded; 16-bit images keep their
@@ -112,6 +119,8 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     Args:
         path: the image file (PNG, JPEG, BMP, WebP, or anything else Pillow decodes).
         keep_alpha: return four channels, RGBA; images without alpha get an opaque (255) one.
+        keep_grey: a file with one grey colour band comes back as (H, W), its own values (not
+            R = G = B), unless ``keep_alpha`` and some pixel is not opaque (then RGBA, as above).
 
     Returns:
         ``uint8`` array of shape (H, W, 3), or (H, W, 4) with ``keep_alpha``.
@@ -127,11 +136,15 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     try:
         with Image.open(path) as image:
             image.load()
-            return _pixels(image, path, keep_alpha)
+            pixels = _pixels(image, path, keep_alpha)
+            grey = keep_grey and _is_grey(image)
     except ImageReadError:
         raise
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, struct.error...
         raise ImageReadError(f"cannot read image {path!r}: {error}") from error
+    if grey and (pixels.shape[-1] == 3 or (pixels[..., 3] == 255).all()):
+        return np.ascontiguousarray(pixels[..., 0])
+    return pixels
 
 
 def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
