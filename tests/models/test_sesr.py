@@ -303,3 +303,39 @@ def test_save_and_load_collapsed(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"junk")
     with pytest.raises(ValueError, match="is not a tfsr SESR weights file"):
         load_collapsed(str(tmp_path / "junk.npz"))
+
+
+def test_init_from_body_only_starts_sesr_dysample_from_sesr():
+    from tfsr.models.sesr_dysample import sesr_dysample
+
+    src = _randomize(sesr(scale=2), seed=11)
+    dst = sesr_dysample(scale=2)
+    with pytest.raises(ValueError, match="layers with weights in only one model: dysample"):
+        init_from(dst, src)
+    copied = init_from(dst, src, body_only=True)
+    assert copied[0] == "first_block" and "dysample" not in copied and "last_block" not in copied
+    assert len(copied) == 11  # first block, 5 blocks, 5 PReLUs
+    for name in copied:
+        for a, b in zip(
+            dst.get_layer(name).get_weights(), src.get_layer(name).get_weights(), strict=True
+        ):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_init_from_body_only_needs_a_body():
+    src = keras.Sequential([keras.layers.Conv2D(2, 3, name="conv")])
+    src.build((None, 8, 8, 1))
+    with pytest.raises(ValueError, match="no SESR body"):
+        init_from(sesr(**TINY), src, body_only=True)
+
+
+def test_init_from_sesr_dysample_x2_to_x4_keeps_x4_dysample():
+    from tfsr.models.sesr_dysample import sesr_dysample
+
+    src = _randomize(sesr_dysample(scale=2), seed=12)
+    dst = sesr_dysample(scale=4)
+    before = dst.get_layer("dysample").get_weights()
+    copied = init_from(dst, src)
+    assert "dysample" not in copied and "last_block" in copied
+    for a, b in zip(dst.get_layer("dysample").get_weights(), before, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -283,10 +283,10 @@ def _x4_from_x2(layer: keras.layers.Layer, channels: int) -> list[np.ndarray]:
     )
 
 
-def init_from(dst: keras.Model, src: keras.Model) -> list[str]:
+def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) -> list[str]:
     """Copies ``src``'s weights into ``dst``, layer by layer (by name); returns the copied names.
 
-    Both models must be SESR networks of the same architecture (features, blocks, expanded width,
+    Both models must be networks of the same architecture (features, blocks, expanded width,
     activation, input channels); only the scale may differ. The last block:
 
     - same scale: copied;
@@ -295,6 +295,14 @@ def init_from(dst: keras.Model, src: keras.Model) -> list[str]:
       starts out computing ``src`` followed by a nearest-neighbour x2 upsampling;
     - other scale pairs (x3 from x2, ...): left at ``dst``'s initialisation and not listed.
 
+    A ``DySample`` upsampler (``sesr_dysample``) predicts ``2 g s^2`` offsets, so between scales
+    its weights do not fit: it is left at its initialisation (bilinear upsampling) and not listed.
+
+    ``body_only=True`` starts one family from another (``sesr_dysample`` or ``meta_sesr`` from a
+    trained SESR): only the layers both models have are considered, the SESR body
+    (``first_block``, ``block_i``, the activations) must be among them and fit, and every other
+    layer of either model is skipped.
+
     ``collapsed_training`` may differ between the two: the blocks hold the same variables. Two
     collapsed networks (``collapse_model``) work as well; a collapsed and a training network do not
     (their layer types differ).
@@ -302,6 +310,7 @@ def init_from(dst: keras.Model, src: keras.Model) -> list[str]:
     Args:
         dst: the model to initialise (changed in place).
         src: the model to copy from.
+        body_only: copy the shared SESR body only (see above).
 
     Returns:
         Names of the ``dst`` layers whose weights were set.
@@ -309,8 +318,19 @@ def init_from(dst: keras.Model, src: keras.Model) -> list[str]:
     Raises:
         ValueError: naming the first layer whose presence, type or weight shapes differ.
     """
+    from tfsr.layers.dysample import DySample
+
     src_layers = {layer.name: layer for layer in src.layers if layer.weights}
     dst_layers = {layer.name: layer for layer in dst.layers if layer.weights}
+    if body_only:
+        if "first_block" not in src_layers or "first_block" not in dst_layers:
+            raise ValueError(
+                f"init_from: no SESR body (first_block) in both models (src {src.name!r}, "
+                f"dst {dst.name!r})"
+            )
+        shared = set(src_layers) & set(dst_layers) - {LAST_BLOCK}
+        src_layers = {k: v for k, v in src_layers.items() if k in shared}
+        dst_layers = {k: v for k, v in dst_layers.items() if k in shared}
     missing = sorted(set(src_layers) ^ set(dst_layers))
     if missing:
         raise ValueError(
@@ -329,6 +349,8 @@ def init_from(dst: keras.Model, src: keras.Model) -> list[str]:
         weights = source.get_weights()
         shapes = [w.shape for w in weights]
         target_shapes = [tuple(w.shape) for w in target.weights]
+        if isinstance(target, DySample) and target.scale != source.scale:
+            continue
         if name == LAST_BLOCK and src_scale != dst_scale:
             if (src_scale, dst_scale) != (2, 4):
                 continue

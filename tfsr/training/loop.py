@@ -86,7 +86,20 @@ def _load_init_weights(model: keras.Model, source: str) -> None:
         donor = keras.models.load_model(source, compile=False)
     else:
         raise FileNotFoundError(f"--init_from={source}: no such file or folder")
-    init_from(model, donor)
+    names = {layer.name for layer in model.layers if layer.weights}
+    donor_names = {layer.name for layer in donor.layers if layer.weights}
+    # Another family (an SESR starting sesr_dysample or meta_sesr): the shared body only.
+    body_only = names != donor_names
+    try:
+        copied = init_from(model, donor, body_only=body_only)
+    except ValueError as error:
+        raise ValueError(f"--init_from={source}: {error}") from error
+    left = sorted(names - set(copied))
+    print(
+        f"init_from {source}: copied {len(copied)} layers"
+        + (f"; left initialised: {', '.join(left)}" if left else ""),
+        flush=True,
+    )
 
 
 class Trainer:
