@@ -3,6 +3,10 @@
     python export.py --model=runs/sesr_m5_x2 --out=sesr_m5_x2_int8.tflite
     python export.py --model=sesr_m5_x2 --out=m5.tflite --qat_steps=2000 --train_data=../shared/data/train
     python export.py --model=model.keras --out=m5_f16.tflite --quantize=float16 --io_dtype=float32
+    python export.py --model=meta_sesr --scale=2.5 --out=meta_x2.5_int8.tflite
+
+Arbitrary-scale models (meta_sesr) are exported at one --scale (or --scale_v and --scale_h) with
+their filters baked in; they and sesr_dysample are quantised by the converter's calibration.
 
 int8: activation ranges are calibrated on training patches, then --qat_steps (default 2000) of
 quantisation-aware fine-tuning; --qat_steps=0 is the faster post-training quantisation. Afterwards the file is evaluated on --val_data (float vs TFLite PSNR).
@@ -26,9 +30,16 @@ _QUANTIZE = flags.DEFINE_enum(
 )
 _QAT_STEPS = flags.DEFINE_integer(
     "qat_steps",
-    2000,
-    "Quantisation-aware fine-tuning steps after calibration (0: post-training calibration only).",
+    None,
+    "Quantisation-aware fine-tuning steps after calibration (0: post-training calibration only; "
+    "default 2000 for SESR int8). QAT is for SESR models only: other families are calibrated "
+    "by the TFLite converter.",
 )
+_SCALE = flags.DEFINE_float(
+    "scale", None, "Scale to export an arbitrary-scale model (meta_sesr) at, e.g. 2 or 2.5."
+)
+_SCALE_V = flags.DEFINE_float("scale_v", None, "Vertical scale (with --scale_h; default --scale).")
+_SCALE_H = flags.DEFINE_float("scale_h", None, "Horizontal scale (with --scale_v).")
 _QAT_DIR = flags.DEFINE_string("qat_dir", "", "Checkpoint folder for QAT; rerunning resumes.")
 _QAT_LR = flags.DEFINE_float("qat_lr", 5e-5, "QAT learning rate (Adam, cosine decay).")
 _CALIBRATION_BATCHES = flags.DEFINE_integer(
@@ -85,6 +96,9 @@ def main(argv):
             calibration_batches=_CALIBRATION_BATCHES.value,
             train_data=_TRAIN_DATA.value,
             val_data=val_data,
+            scale=_SCALE.value,
+            scale_v=_SCALE_V.value,
+            scale_h=_SCALE_H.value,
         )
     except (ValueError, FileNotFoundError) as error:
         print(f"export.py: error: {error}".splitlines()[0], file=sys.stderr)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
+from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
+from tfsr.layers.fixed_scale_meta_upscale import FixedScaleMetaUpscale
 from tfsr.layers.meta_upscale import MetaUpscale
 from tfsr.models.registry import ModelSpec, register_model
 from tfsr.models.sesr import ACTIVATIONS, _check_positive_int, collapse_model, sesr_body
@@ -135,6 +137,60 @@ def is_arbitrary_scale(model: keras.Model) -> bool:
         and inputs[0].shape.rank == 4
         and tuple(inputs[1].shape.as_list()[1:]) == (2,)
     )
+
+
+def fixed_scale_meta_sesr(model: keras.Model, scale) -> keras.Model:
+    """The single-input ``lr -> sr`` form of a Meta-SESR model at one scale (its export form).
+
+    The body is collapsed (``collapse_model``: plain convolutions, unless it already is) and
+    kept as a nested model;
+    the ``MetaUpscale`` becomes a :class:`~tfsr.layers.FixedScaleMetaUpscale` holding the filters
+    its Pos2Weight predicts once for ``scale``; the bilinear residual, the addition and the clip
+    are the model's own layers. Outputs equal ``model([lr, scale])`` (up to float rounding).
+
+    Args:
+        model: a model built by :func:`meta_sesr` (training or collapsed form).
+        scale: a number or a (vertical, horizontal) pair, each ``P / Q`` with P, Q <= 64.
+
+    Returns:
+        A Functional model (N, H, W, 1) -> (N, floor(scale_v H), floor(scale_h W), 1), named
+        ``{model.name}_x{scale_v}`` (``_x{scale_v}x{scale_h}`` when anisotropic).
+
+    Raises:
+        ValueError: a model that is not a Meta-SESR, or a scale without a short fraction.
+
+    Example:
+
+    >>> fixed = fixed_scale_meta_sesr(meta_sesr(num_blocks=1), 2.5)
+    >>> fixed(tf.zeros((1, 10, 12, 1))).shape
+    TensorShape([1, 25, 30, 1])
+    """
+    from tfsr.data.imresize import scale_pair
+
+    scale_v, scale_h = scale_pair(scale)
+    if not is_arbitrary_scale(model):
+        raise ValueError(
+            f"model {model.name} is not an arbitrary-scale model (inputs [lr, (N, 2) scale])"
+        )
+    names = {type(layer).__name__: layer for layer in model.layers}
+    tail = ("MetaUpscale", "BilinearResizeLike", "Add", "ReLU")
+    missing = [name for name in tail if name not in names]
+    if missing or not all(model.get_layer(n) for n in ("residual", "clip", "bilinear_residual")):
+        raise ValueError(f"model {model.name} is not a Meta-SESR model (missing {missing})")
+    if any(isinstance(layer, CollapsibleLinearBlock) for layer in model.layers):
+        model = collapse_model(model)
+    meta = model.get_layer("meta_upscale")
+    features, _ = meta.input  # (N, H, W, f)
+    body = keras.Model(model.inputs[0], features, name="body")
+    fixed = FixedScaleMetaUpscale.from_meta_upscale(meta, scale_v, scale_h)
+
+    lr = keras.Input(shape=model.inputs[0].shape[1:], name="lr")  # (N, H, W, 1)
+    x = fixed(body(lr))  # (N, H_out, W_out, 1)
+    skip = model.get_layer("bilinear_residual")([lr, x])
+    x = model.get_layer("residual")([x, skip])
+    outputs = model.get_layer("clip")(x)
+    suffix = f"{scale_v:g}" if scale_v == scale_h else f"{scale_v:g}x{scale_h:g}"
+    return keras.Model(lr, outputs, name=f"{model.name}_x{suffix}")
 
 
 def _build(scale=None, activation="prelu", **kwargs) -> keras.Model:

@@ -114,7 +114,9 @@ def _corners(ix, iy, fx, fy, height, width, groups: int, dtype: tf.DType):
         last = tf.maximum(size - 2, 0)
         i = tf.where(before, tf.zeros_like(i), tf.where(after, tf.fill(tf.shape(i), last), i))
         f = tf.where(before, tf.zeros_like(f), tf.where(after, tf.ones_like(f), f))
-        return i, tf.cast(f, dtype)[..., None]
+        # expand_dims, not [..., None]: an int8 StridedSlice with a new axis has no TFLite
+        # kernel when the shape is dynamic (calibrated int8 export of a dynamic-size model).
+        return i, tf.expand_dims(tf.cast(f, dtype), -1)
 
     x0, fx = clamp(ix, fx, width)
     y0, fy = clamp(iy, fy, height)

@@ -3,12 +3,17 @@
 Full int8 takes a model from :func:`tfsr.quantization.qat.quantize_model` whose ranges are set
 (calibrated and / or trained): the converter reads every scale from the fake-quant nodes, so no
 calibration pass runs at the export size (a 1080p representative dataset would cost gigabytes).
+
+Models tfmot cannot quantise (DySample, a fixed-scale meta-upscale) go through
+:func:`convert_calibrated`: the converter's own post-training calibration, run on a dynamic-size
+function fed small patches, after which :func:`set_input_size` fixes the file's input size.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -116,6 +121,101 @@ def convert(
     except Exception as error:  # the converter raises ConverterError, RuntimeError, ...
         raise ValueError(f"TFLite conversion of {model.name} failed: {error}") from error
     return short_tensor_names(content)
+
+
+def convert_calibrated(
+    model: keras.Model,
+    representative_data: Callable[[], Iterable[np.ndarray]],
+    *,
+    io_dtype: str = "int8",
+) -> bytes:
+    """Full-int8 conversion with the TFLite converter's post-training calibration.
+
+    The function is converted with a dynamic input size, so that calibration runs on small
+    patches (memory grows with the image size); fix the size afterwards with
+    :func:`set_input_size`.
+
+    Args:
+        model: the float inference model (no fake-quant layers), one (N, H, W, C) input.
+        representative_data: ``representative_data()`` yields float32 (1, h, w, C) arrays.
+        io_dtype: "int8", "uint8" or "float32".
+
+    Returns:
+        The ``.tflite`` bytes, input (1, -1, -1, C).
+
+    Raises:
+        ValueError: a QAT model, a bad ``io_dtype`` or a conversion failure.
+    """
+    _check_choice("io_dtype", io_dtype, tuple(IO_DTYPES))
+    if any("Quantize" in type(layer).__name__ for layer in model.layers):
+        raise ValueError(
+            f"convert_calibrated needs the float model; {model.name} has fake-quant layers "
+            "(use convert)"
+        )
+    spec = input_signature(model, None)
+
+    @tf.function(input_signature=[spec])
+    def serve(lr):
+        return model(lr, training=False)
+
+    def dataset():
+        for x in representative_data():
+            yield [np.asarray(x, np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()], model
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = dataset
+    converter.inference_input_type = IO_DTYPES[io_dtype]
+    converter.inference_output_type = IO_DTYPES[io_dtype]
+    try:
+        content = converter.convert()
+    except Exception as error:  # the converter raises ConverterError, RuntimeError, ...
+        raise ValueError(f"TFLite conversion of {model.name} failed: {error}") from error
+    return short_tensor_names(content)
+
+
+def set_input_size(content: bytes, input_hw: tuple[int, int]) -> bytes:
+    """The model with its (only) input fixed to (1, H, W, C), checked to run at that size.
+
+    The input's shape and shape signature become (1, H, W, C); the model is run once on zeros
+    at that size and the output's shape is set to what it gave (its signature stays dynamic).
+    Ops keep their dynamic shapes, so the interpreter still accepts ``resize_tensor_input``.
+
+    Raises:
+        ValueError: a model with several inputs, an input that is not (1, H, W, C), or a model
+            the interpreter cannot allocate or run at that size.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    subgraph = model.subgraphs[0]
+    if len(subgraph.inputs) != 1:
+        raise ValueError(f"set_input_size needs a model with one input, got {len(subgraph.inputs)}")
+    tensor = subgraph.tensors[subgraph.inputs[0]]
+    if len(tensor.shape) != 4:
+        raise ValueError(f"set_input_size needs a (1, H, W, C) input, got shape {tensor.shape}")
+    h, w = (int(v) for v in input_hw)
+    tensor.shape = np.array([1, h, w, tensor.shape[3]], np.int32)
+    tensor.shapeSignature = tensor.shape.copy()
+    fixed = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    try:
+        interpreter = Interpreter(model_content=fixed)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+        interpreter.invoke()
+        outputs = [
+            interpreter.get_tensor(d["index"]).shape for d in interpreter.get_output_details()
+        ]
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f"the model does not run at input size {h}x{w}: {error}") from error
+    for index, shape in zip(subgraph.outputs, outputs, strict=True):
+        subgraph.tensors[index].shape = np.array(shape, np.int32)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def short_tensor_names(content: bytes) -> bytes:

@@ -27,7 +27,21 @@ Measured choices (SESR-M5 x2 trained 2000 steps on the embedded photos, Set5 / S
 
 Model families other than SESR add themselves with :func:`register_export_handler`: a test on
 the loaded model and the function that makes its TFLite-ready float form (for example baking a
-custom op's filters in as constants).
+custom op's filters in as constants). Registered here besides SESR:
+
+- ``sesr_dysample``: the blocks collapsed, DySample kept (it converts to builtins).
+- ``meta_sesr`` (arbitrary scale, inputs ``[lr, scale]``): exported at one scale (``scale`` or
+  ``scale_v`` / ``scale_h``, required) by :func:`tfsr.models.meta_sesr.fixed_scale_meta_sesr`:
+  the filters Pos2Weight predicts for that scale baked into a
+  :class:`~tfsr.layers.FixedScaleMetaUpscale` (a strided conv + phase shuffle; the custom op and
+  its pure-TF twin, whose index arithmetic is float64 / int64 for dynamic sizes, need Flex ops).
+
+tfmot has no QAT recipe for DySample or the fixed-scale meta-upscale, so those families are
+quantised by the TFLite converter's post-training calibration (``ExportHandler.int8 ==
+"converter"``): a dynamic-size function calibrated on LR patches of about 64x64
+(:func:`representative_patches`), then the file's input fixed to ``input_hw`` in the flatbuffer
+and checked to run there (:func:`tfsr.quantization.convert.set_input_size`); ``qat_steps`` is
+refused for them.
 """
 
 from __future__ import annotations
@@ -35,15 +49,17 @@ from __future__ import annotations
 import os
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import tf_keras as keras
 
 from tfsr.quantization import convert as _convert
 from tfsr.quantization import qat
 
 DEFAULT_INPUT_HW = (1080, 1920)
+DEFAULT_QAT_STEPS = 2000  # what export.py runs for SESR int8 unless told otherwise
 RUN_MODEL_FILENAME = "model.keras"
 
 
@@ -59,15 +75,23 @@ class ExportHandler:
         name: short name ("sesr").
         matches: ``matches(model) -> bool``: this handler exports ``model``.
         prepare: ``prepare(model) -> keras.Model``: the float model to convert (and to quantise),
-            built only from layers TFLite and :func:`tfsr.quantization.qat.quantize_config_for`
-            support.
+            built only from layers TFLite supports (and, for ``int8="qat"``,
+            :func:`tfsr.quantization.qat.quantize_config_for`); for an arbitrary-scale family,
+            ``prepare(model, (scale_v, scale_h)) -> keras.Model``, the single-input model at
+            that scale.
         description: one line for error messages.
+        arbitrary_scale: the family takes the scale as an input; export needs one.
+        int8: how int8 files are made: "qat" (tfmot fake-quant copy, calibrated and optionally
+            fine-tuned, :func:`quantize_for_export`) or "converter" (the TFLite converter's
+            post-training calibration on LR patches, :func:`tfsr.quantization.convert.convert_calibrated`).
     """
 
     name: str
     matches: Callable[[keras.Model], bool]
-    prepare: Callable[[keras.Model], keras.Model]
+    prepare: Callable[..., keras.Model]
     description: str = ""
+    arbitrary_scale: bool = False
+    int8: str = "qat"
 
 
 _HANDLERS: list[ExportHandler] = []
@@ -98,10 +122,19 @@ def export_handler_for(model: keras.Model) -> ExportHandler:
     )
 
 
+def _collapsed(model: keras.Model) -> keras.Model:
+    """``model`` with its collapsible linear blocks collapsed to plain convolutions (if any)."""
+    from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
+    from tfsr.models.sesr import collapse_model
+
+    if any(isinstance(layer, CollapsibleLinearBlock) for layer in model.layers):
+        return collapse_model(model)
+    return model
+
+
 def _sesr_handler() -> ExportHandler:
     from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
     from tfsr.layers.pixel_shuffle import PixelShuffle
-    from tfsr.models.sesr import collapse_model
 
     allowed = (
         keras.layers.InputLayer,
@@ -121,22 +154,57 @@ def _sesr_handler() -> ExportHandler:
             and any(isinstance(layer, PixelShuffle) for layer in model.layers)
         )
 
-    def prepare(model):
-        # QAT on the collapsed form: the plain Conv2D network computes the same function with
-        # 13.5K instead of ~400K variables for M5, and shipped models exist only in this form.
-        if any(isinstance(layer, CollapsibleLinearBlock) for layer in model.layers):
-            return collapse_model(model)
-        return model
-
+    # QAT on the collapsed form: the plain Conv2D network computes the same function with
+    # 13.5K instead of ~400K variables for M5, and shipped models exist only in this form.
     return ExportHandler(
         "sesr",
         matches,
-        prepare,
+        _collapsed,
         "convolutions, PReLU/ReLU, additions and pixel shuffle (SESR, collapsed or not)",
     )
 
 
+def _sesr_dysample_handler() -> ExportHandler:
+    from tfsr.layers.dysample import DySample
+
+    def matches(model):
+        return (
+            getattr(model, "_is_graph_network", False)
+            and len(model.inputs) == 1
+            and any(isinstance(layer, DySample) for layer in model.layers)
+        )
+
+    return ExportHandler(
+        "sesr_dysample",
+        matches,
+        _collapsed,
+        "an SESR body with a DySample upsampler (int8 by converter calibration)",
+        int8="converter",
+    )
+
+
+def _meta_sesr_handler() -> ExportHandler:
+    from tfsr.layers.meta_upscale import MetaUpscale
+    from tfsr.models.meta_sesr import fixed_scale_meta_sesr, is_arbitrary_scale
+
+    def matches(model):
+        return is_arbitrary_scale(model) and any(
+            isinstance(layer, MetaUpscale) for layer in model.layers
+        )
+
+    return ExportHandler(
+        "meta_sesr",
+        matches,
+        fixed_scale_meta_sesr,
+        "Meta-SESR (inputs [lr, scale]), exported at one --scale with its filters baked in",
+        arbitrary_scale=True,
+        int8="converter",
+    )
+
+
 register_export_handler(_sesr_handler())
+register_export_handler(_sesr_dysample_handler())
+register_export_handler(_meta_sesr_handler())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,6 +300,41 @@ def calibration_dataset(train_data: str, scale, *, patch_size: int = 64, batch_s
     )
 
 
+def calibration_patch_size(scale, target: int = 64) -> int:
+    """The LR patch side nearest above ``target`` that is a multiple of every scale's denominator.
+
+    Example:
+        >>> calibration_patch_size(2), calibration_patch_size(2.5), calibration_patch_size(1.3)
+        (64, 64, 70)
+    """
+    import math
+
+    from tfsr.data.imresize import scale_pair, scale_ratio
+
+    q = math.lcm(*(scale_ratio(s)[1] for s in scale_pair(scale)))
+    return q * max(1, math.ceil(target / q))
+
+
+def representative_patches(
+    train_data: str, scale, batches: int
+) -> Callable[[], Iterator[np.ndarray]]:
+    """The converter's representative dataset: ``batches * 16`` LR patches, one (1, h, w, C) each.
+
+    Patches of about 64x64 from :func:`calibration_dataset` (seed 0): calibration on full frames
+    would cost gigabytes, and the ranges of a convolutional network do not depend on the size.
+    """
+    if batches < 1:
+        raise ValueError(f"calibration_batches must be a positive integer, got {batches!r}")
+    data = calibration_dataset(train_data, scale, patch_size=calibration_patch_size(scale))
+
+    def generate():
+        for lr, _ in data.take(batches):
+            for patch in lr.numpy():
+                yield patch[None]
+
+    return generate
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -271,12 +374,16 @@ def verify(
     content_dynamic: Callable[[], bytes],
     val_data: str | Sequence[str] | list,
     scale,
+    model_scale=None,
 ) -> list[dict]:
     """Float vs TFLite PSNR on each validation set.
 
     The TFLite file is run at each image's size through ``resize_tensor_input``; if the
     interpreter refuses (a model whose shapes are baked in), a dynamic-size copy from
     ``content_dynamic()`` (the same quantisation parameters) is evaluated instead.
+
+    ``model_scale`` is the float model's own scale when known (skips its probe, which cannot
+    measure scales such as 1.3 exactly on a small image).
 
     Returns:
         ``[{dataset, float_psnr, tflite_psnr, drop_db, runner}]``.
@@ -287,7 +394,7 @@ def verify(
     from tfsr.inference import KerasUpscaler, TFLiteUpscaler
 
     sets = [val_data] if isinstance(val_data, str) or not _is_list_of_sets(val_data) else val_data
-    float_upscaler = KerasUpscaler(float_model, scale, name="float")
+    float_upscaler = KerasUpscaler(float_model, scale, name="float", model_scale=model_scale)
     rows = []
     dynamic_path = None
     try:
@@ -323,6 +430,23 @@ def _is_list_of_sets(val_data) -> bool:
     return all(os.path.isdir(v) for v in val_data)
 
 
+def _format_scale(scale) -> str:
+    """ "x2", "x2.5" or "x1.5 x x3" for a scale or a (vertical, horizontal) pair."""
+    from tfsr.data.imresize import scale_pair
+
+    v, h = scale_pair(scale)
+    return f"x{v:g}" if v == h else f"x{v:g} x x{h:g}"
+
+
+def _requested_scale(scale, scale_v, scale_h):
+    """None or the requested (scale_v, scale_h) pair, checked."""
+    from tfsr.data.imresize import scale_pair
+    from tfsr.inference import scale_from_flags
+
+    requested = scale_from_flags(scale, scale_v, scale_h)
+    return None if requested is None else scale_pair(requested)
+
+
 def export_model(
     spec: str,
     out: str,
@@ -330,12 +454,15 @@ def export_model(
     quantize: str = "int8",
     input_hw: tuple[int, int] | None = DEFAULT_INPUT_HW,
     io_dtype: str = "int8",
-    qat_steps: int = 0,
+    qat_steps: int | None = 0,
     train_data: str = "embedded",
     calibration_batches: int = 16,
     qat_dir: str | None = None,
     learning_rate: float = 5e-5,
     val_data=None,
+    scale=None,
+    scale_v=None,
+    scale_h=None,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Loads ``spec``, converts it to ``out`` (.tflite, written atomically) and verifies it.
@@ -346,13 +473,18 @@ def export_model(
         quantize: "int8", "float16", "dynamic" or "none".
         input_hw: fixed (H, W) of the exported input; None for a dynamic size.
         io_dtype: "int8", "uint8" or "float32" (int8 / uint8 only with ``quantize="int8"``).
-        qat_steps: QAT fine-tuning steps after calibration (0: post-training quantisation).
+        qat_steps: QAT fine-tuning steps after calibration (0: post-training quantisation;
+            None: the family's default, ``DEFAULT_QAT_STEPS`` for SESR int8 and 0 otherwise).
+            QAT exists for SESR models only; other families are calibrated by the converter.
         train_data: images for calibration and QAT ("embedded", "div2k" or a folder).
         calibration_batches: batches of 16 LR patches of 64x64 for the activation ranges.
         qat_dir: checkpoint folder that makes QAT resumable (None: no checkpoints).
         learning_rate: QAT step size.
         val_data: a validation folder, a list of folders, or a list of HR files; None for
             :func:`default_val_data`; ``[]`` skips verification.
+        scale: the scale to export an arbitrary-scale model (Meta-SESR) at (required for those;
+            for a fixed-scale model, checked against its own).
+        scale_v, scale_h: a vertical / horizontal scale instead (each defaults to ``scale``).
         log: where progress lines go.
 
     Returns:
@@ -360,8 +492,11 @@ def export_model(
         conversion seconds, peak memory of the process and the verification rows.
 
     Raises:
-        FileNotFoundError, ValueError: bad model spec, configuration or size (clear messages).
+        FileNotFoundError, ValueError: bad model spec, configuration, scale or size (clear
+            messages).
     """
+    from tfsr.data.imresize import scale_pair
+
     if not str(out).endswith(".tflite"):
         raise ValueError(f"the output file must end in .tflite, got {out!r}")
     out_dir = os.path.dirname(os.path.abspath(out))
@@ -376,28 +511,76 @@ def export_model(
         )
     if qat_steps and quantize != "int8":
         raise ValueError(f"--qat_steps={qat_steps} needs --quantize=int8, got {quantize}")
+    requested = _requested_scale(scale, scale_v, scale_h)
     model = load_model(spec)
     handler = export_handler_for(model)
-    float_model = handler.prepare(model)
+    if qat_steps is None:
+        qat_steps = DEFAULT_QAT_STEPS if quantize == "int8" and handler.int8 == "qat" else 0
+    if qat_steps and handler.int8 != "qat":
+        raise ValueError(
+            f"--qat_steps={qat_steps}: QAT is for SESR models; {handler.name} models are "
+            "quantised by the TFLite converter's post-training calibration (use --qat_steps=0)"
+        )
+    known_scale = None
+    if handler.arbitrary_scale:
+        if requested is None:
+            raise ValueError(
+                f"model {spec} ({handler.name}) upscales by any scale: give the scale to export "
+                "it at (--scale, or --scale_v and --scale_h)"
+            )
+        float_model = handler.prepare(model, requested)
+        known_scale = requested
+        scale = requested[0] if requested[0] == requested[1] else requested
+    else:
+        float_model = handler.prepare(model)
     _convert.input_signature(float_model, input_hw)  # a size the model cannot take fails here
-    scale = model_scale(float_model)
-    log(f"model {spec}: {handler.name}, x{scale:g}, {float_model.count_params()} parameters")
+    if not handler.arbitrary_scale:
+        scale = model_scale(float_model)
+        if requested is not None and not np.allclose(scale_pair(scale), requested, rtol=1e-6):
+            raise ValueError(
+                f"model {spec} upscales by {_format_scale(scale)} only, but "
+                f"{_format_scale(requested)} was asked for"
+            )
+    shown = _format_scale(scale)
+    log(f"model {spec}: {handler.name}, {shown}, {float_model.count_params()} parameters")
 
     to_convert = float_model
-    if quantize == "int8":
-        to_convert = quantize_for_export(
+    dynamic = None  # a non-SESR family's file before its input size is fixed
+    patch = calibration_patch_size(scale)
+    if quantize == "int8" and handler.int8 == "converter":
+        start = time.perf_counter()
+        dynamic = _convert.convert_calibrated(
             float_model,
-            scale,
-            train_data=train_data,
-            calibration_batches=calibration_batches,
-            qat_steps=qat_steps,
-            qat_dir=qat_dir,
-            learning_rate=learning_rate,
-            log=log,
+            representative_patches(train_data, scale, calibration_batches),
+            io_dtype=io_dtype,
         )
-    start = time.perf_counter()
-    content = _convert.convert(to_convert, quantize, input_hw=input_hw, io_dtype=io_dtype)
-    seconds = time.perf_counter() - start
+        # The file's input size is set afterwards (and checked to run there); without one, a
+        # patch-sized input (a multiple of the scale's denominators: its shapes state its
+        # scale), resizable like any other.
+        content = _convert.set_input_size(dynamic, input_hw or (patch, patch))
+        seconds = time.perf_counter() - start
+        log(f"calibrated activation ranges (converter) on {calibration_batches} batches")
+    else:
+        if quantize == "int8":
+            to_convert = quantize_for_export(
+                float_model,
+                scale,
+                train_data=train_data,
+                calibration_batches=calibration_batches,
+                qat_steps=qat_steps,
+                qat_dir=qat_dir,
+                learning_rate=learning_rate,
+                log=log,
+            )
+        start = time.perf_counter()
+        if handler.int8 == "qat":
+            content = _convert.convert(to_convert, quantize, input_hw=input_hw, io_dtype=io_dtype)
+        else:
+            # As for int8: converted with a dynamic size, then the input fixed, so that the file
+            # still runs at other sizes (a fixed-size conversion folds every shape).
+            dynamic = _convert.convert(to_convert, quantize, input_hw=None, io_dtype=io_dtype)
+            content = _convert.set_input_size(dynamic, input_hw or (patch, patch))
+        seconds = time.perf_counter() - start
     bad = _convert.non_builtin_ops(content)
     if bad:
         raise ValueError(f"the converted model has non-builtin ops {bad}; not written")
@@ -408,7 +591,7 @@ def export_model(
     report = {
         "model": spec,
         "handler": handler.name,
-        "scale": scale,
+        "scale": scale if np.isscalar(scale) else list(scale),
         "quantize": quantize,
         "io_dtype": io_dtype,
         "input_hw": list(input_hw) if input_hw else None,
@@ -421,13 +604,15 @@ def export_model(
     }
     if val_data is None:
         val_data = default_val_data()
+
+    def content_dynamic():
+        if dynamic is not None:  # sized so that its shapes state its scale
+            return _convert.set_input_size(dynamic, (patch, patch))
+        return _convert.convert(to_convert, quantize, input_hw=None, io_dtype=io_dtype)
+
     if len(val_data):
         report["verification"] = verify(
-            float_model,
-            out,
-            lambda: _convert.convert(to_convert, quantize, input_hw=None, io_dtype=io_dtype),
-            val_data,
-            scale,
+            float_model, out, content_dynamic, val_data, scale, model_scale=known_scale
         )
         for row in report["verification"]:
             log(
