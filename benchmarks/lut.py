@@ -1,20 +1,31 @@
 """LUT inference vs the float network it came from: CPU time per frame and storage.
 
-Question: how much faster is a transferred LUT model (``tfsr.lut.LutModel``: 4-simplex
-interpolation in int8 tables, compiled op ``Tfsr>LutInterp4D``) than the LUT-convertible float
-network (``tfsr.lut.LutNet``, a ``tf.function``) it came from, and how large are its tables?
+Question: how much faster is a transferred LUT model (``tfsr.lut.LutModel``: int8 tables, one
+fused compiled op ``Tfsr>LutStage`` per stage) than the LUT-convertible float network
+(``tfsr.lut.LutNet``, a ``tf.function``) it came from, and how large are its tables? (Issue #7:
+at least 10x for ``rclut_x4``.)
 
 Cases: the registered ``srlut_x4``, ``mulut_x4``, ``rclut_x4`` (default widths; timing does not
 depend on the trained values, so untrained weights are used), x4 on one Y frame: by default
 480x270 -> 1920x1080 (a 1080p output; a quarter of the work of a 4K frame, which scales linearly
 with the pixels), ``--full``: 960x540 -> 3840x2160 (a 4K output). Methods: ``net`` (float
-network), ``lut`` (compiled op), ``lut_twin`` (pure-TF interpolation).
+network), ``lut`` (``LutModel.upscale``: the compiled stage op), ``lut_twin`` (the pure-TF graph
+of ``LutModel(x, training=True)``: the stage rule in TensorFlow ops with the pure-TF
+interpolation per pattern and rotation, about what runs without the compiled library).
+``--frame1080p`` adds one ``lut`` row per family on a 1920x1080 input (-> 7680x4320 for x4;
+``rclut`` only by default) without the float network, which would take minutes there.
+
+Frames: by default a natural image (BSD200 100075, Y, mirrored to size); ``--noise`` uses uniform
+noise, the worst case for a LUT (every query reads random table rows; the float network's cost
+does not depend on the content).
 
 Metrics: ``ms``, median of 3 calls after one warm-up (``benchmarks.common.time_call``);
-``speedup`` = net ms / method ms in the same run; ``tables_kb`` (table bytes / 1024) and
-``file_kb`` (the compressed ``.npz`` on disk).
+``speedup`` = net ms / method ms in the same run; ``cpu_ms``, the process CPU time per call (all
+threads; steadier than wall time on a busy machine) and ``cpu_speedup`` likewise;
+``tables_kb`` (table bytes / 1024) and ``file_kb`` (the compressed ``.npz`` on disk).
 
-Run: ``python -m benchmarks.lut`` (a few minutes on 2 cores), ``--full`` for the 4K output frame.
+Run: ``python -m benchmarks.lut`` (a few minutes on 2 cores), ``--full`` for the 4K output frame,
+``--quick`` (one timed call per method, no twin) for a fast check.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -31,8 +43,16 @@ from benchmarks.common import print_table, time_call, write_results  # noqa: E40
 FAMILIES = ("srlut", "mulut", "rclut")
 
 
-def _time_model(family: str, frame) -> tuple[dict, object, float]:
-    """{method: median ms}, the tables and the .npz size in KB of one family."""
+def _time(fn, repeats: int) -> dict:
+    """Wall ms (median, ``time_call``) and process CPU ms per call (all threads; mean)."""
+    fn()  # warm-up (tracing)
+    cpu = time.process_time()
+    wall = time_call(fn, warmup=0, repeats=repeats)["median_ms"]
+    return {"ms": wall, "cpu_ms": (time.process_time() - cpu) * 1e3 / repeats}
+
+
+def _time_model(family: str, frame, quick: bool) -> tuple[dict, object, float, object]:
+    """{method: {ms, cpu_ms}}, the tables, the .npz size in KB and the LUT model of one family."""
     import tensorflow as tf
 
     import tfsr.lut as lut
@@ -49,51 +69,93 @@ def _time_model(family: str, frame) -> tuple[dict, object, float]:
     methods = {
         "net": lambda: net_fn(frame).numpy(),
         "lut": lambda: model.upscale(frame).numpy(),
-        "lut_twin": lambda: twin_fn(frame).numpy(),
     }
-    times = {m: time_call(fn, warmup=1, repeats=3)["median_ms"] for m, fn in methods.items()}
-    return times, tables, file_kb
+    if not quick:
+        methods["lut_twin"] = lambda: twin_fn(frame).numpy()
+    repeats = 1 if quick else 3
+    return {m: _time(fn, repeats) for m, fn in methods.items()}, tables, file_kb, model
 
 
-def run(full: bool) -> list[dict]:
+def _frame(height: int, width: int, noise: bool):
+    """(1, height, width, 1) float32 Y: a natural image (BSD200 100075.png, mirrored to size and
+    cropped), or uniform noise (the worst case for the tables' cache locality)."""
     import numpy as np
 
+    if noise:
+        return np.random.default_rng(0).uniform(0, 1, (1, height, width, 1)).astype(np.float32)
+    from tfsr.data.color import rgb_to_y
+    from tfsr.data.io import read_image
+    from tfsr.testing import shared_data_dir
+
+    rgb = read_image(os.path.join(shared_data_dir(), "train", "BSD200", "100075.png"))
+    y = np.asarray(rgb_to_y(rgb.astype(np.float32) / 255), np.float32)[..., 0]
+    while y.shape[0] < height or y.shape[1] < width:
+        y = np.pad(y, [(0, y.shape[0]), (0, y.shape[1])], mode="symmetric")
+    return y[None, :height, :width, None]
+
+
+def run(full: bool, quick: bool, families, frame1080p, noise: bool) -> list[dict]:
     from tfsr.ops import _loader
 
     height, width = (540, 960) if full else (270, 480)
-    frame = np.random.default_rng(0).uniform(0, 1, (1, height, width, 1)).astype(np.float32)
-    columns = ["model", "method", "input", "ms", "speedup", "tables_kb", "file_kb"]
+    frame = _frame(height, width, noise)
+    columns = ["model", "method", "input", "ms", "speedup", "cpu_ms", "cpu_speedup", "tables_kb"]
     rows = []
-    for family in FAMILIES:
-        times, tables, file_kb = _time_model(family, frame)
-        for method, ms in times.items():
+    for family in families:
+        times, tables, file_kb, model = _time_model(family, frame, quick)
+        common = {
+            "model": f"{family}_x4",
+            "frame": "noise" if noise else "natural",
+            "tables_kb": tables.nbytes() / 1024,
+            "file_kb": file_kb,
+            "compiled_op": _loader.load("lut_interp") is not None,
+        }
+        start = len(rows)
+        for method, t in times.items():
             rows.append(
-                {
-                    "model": f"{family}_x4",
+                common
+                | t
+                | {
                     "method": method,
                     "input": f"{width}x{height}",
-                    "ms": ms,
-                    "speedup": times["net"] / ms,
-                    "tables_kb": tables.nbytes() / 1024,
-                    "file_kb": file_kb,
-                    "compiled_op": _loader.load("lut_interp") is not None,
+                    "speedup": times["net"]["ms"] / t["ms"],
+                    "cpu_speedup": times["net"]["cpu_ms"] / t["cpu_ms"],
                 }
             )
-        print_table(rows[-3:], columns)
+        if family in frame1080p:
+            big = _frame(1080, 1920, noise)
+            t = _time(lambda b=big, m=model: m.upscale(b).numpy(), 1 if quick else 3)
+            rows.append(common | t | {"method": "lut", "input": "1920x1080"})
+        print_table(rows[start:], columns)
     return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="time the 960x540 -> 4K frame")
+    parser.add_argument("--quick", action="store_true", help="one timed call, no twin")
+    parser.add_argument("--noise", action="store_true", help="uniform noise frames")
+    parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated")
+    parser.add_argument(
+        "--frame1080p", default="rclut", help="families also timed on a 1920x1080 input ('' none)"
+    )
     args = parser.parse_args()
-    rows = run(args.full)
+    families = [f for f in args.families.split(",") if f]
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        parser.error(f"unknown families {unknown}; expected some of {list(FAMILIES)}")
+    frame1080p = [f for f in args.frame1080p.split(",") if f]
+    rows = run(args.full, args.quick, families, frame1080p, args.noise)
     print()
-    print_table(rows, ["model", "method", "input", "ms", "speedup", "tables_kb", "file_kb"])
-    key = {r["model"]: r for r in rows if r["method"] == "lut"}
-    summary = {f"{m}_speedup": key[m]["speedup"] for m in key} | {
-        f"{m}_tables_kb": key[m]["tables_kb"] for m in key
-    }
+    columns = ["model", "method", "input", "ms", "speedup", "cpu_ms", "cpu_speedup", "tables_kb"]
+    print_table(rows, columns + ["file_kb"])
+    key = {r["model"]: r for r in rows if r["method"] == "lut" and "speedup" in r}
+    summary = (
+        {f"{m}_speedup": key[m]["speedup"] for m in key}
+        | {f"{m}_cpu_speedup": key[m]["cpu_speedup"] for m in key}
+        | {f"{m}_tables_kb": key[m]["tables_kb"] for m in key}
+    )
+    summary |= {f"{r['model']}_1080p_ms": r["ms"] for r in rows if r["input"] == "1920x1080"}
     write_results("lut", summary, rows)
 
 

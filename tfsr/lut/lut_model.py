@@ -7,16 +7,10 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfsr.lut.lut_file import LutTables, load_lut_file
+from tfsr.lut.lut_stage import lut_stage, table_unit
 from tfsr.lut.networks import normalize_stages, total_scale
-from tfsr.lut.patterns import (
-    RC_WINDOWS,
-    UNIT_RANGE,
-    gather_pattern,
-    quantize_levels,
-    run_stages,
-)
-from tfsr.lut.rc_module import rc_combine, window_taps
-from tfsr.ops.lut_interp import lut_interp_4d, lut_interp_4d_twin, lut_side
+from tfsr.lut.patterns import RC_WINDOWS, UNIT_RANGE, quantize_levels, run_stages
+from tfsr.ops.lut_interp import lut_side
 
 
 def _int8(table: tf.Tensor) -> tf.Tensor:
@@ -34,8 +28,10 @@ class LutModel(keras.Model):
     can be fine-tuned like any Keras model (MuLUT's LUT fine-tuning): in training the
     interpolation runs through the differentiable pure-TF twin (gradients reach the table entries
     and, through the interpolation weights and straight-through rounding, earlier stages);
-    in inference through the compiled op ``Tfsr>LutInterp4D`` when built, on the tables rounded
-    to int8 (what :meth:`to_tables` saves; the same values as the float tables after loading).
+    in inference each stage runs as one fused compiled op ``Tfsr>LutStage`` on the 8-bit image
+    when built (:func:`tfsr.lut.lut_stage.lut_stage`, else its pure-TF twin), on the tables
+    rounded to int8 (what :meth:`to_tables` saves; the same values as the float tables after
+    loading). Both paths give the same outputs.
 
     Args:
         stages: stage list (see :class:`tfsr.lut.LutNet`).
@@ -102,25 +98,27 @@ class LutModel(keras.Model):
                 tables.rcs[f"rc_{name}"] = self.rcs[i].numpy().astype(np.float32)
         return tables
 
-    def _units(self, training: bool):
-        def unit(s, p, levels):
-            i = sum(len(st["patterns"]) for st in self.stages[:s]) + p
-            if self.rcs[i] is not None:
-                window = RC_WINDOWS[self.stages[s]["patterns"][p]]
-                taps = tf.cast(window_taps(levels, window), tf.int32)  # (N, H, W, K)
-                flat = taps + 256 * tf.range(window**2, dtype=tf.int32)
-                mapped = tf.gather(tf.reshape(self.rcs[i], [-1]), flat)
-                levels = rc_combine(mapped)
-            index = gather_pattern(levels, self.stages[s]["patterns"][p])  # (N, H, W, 4)
-            if training:
-                return lut_interp_4d_twin(index, self.luts[i], self.interval)
-            return lut_interp_4d(tf.cast(index, tf.int32), _int8(self.luts[i]), self.interval)
+    def _slots(self, s: int) -> range:
+        """Indices of stage ``s``'s tables in ``luts`` / ``rcs`` / ``names``."""
+        start = sum(len(st["patterns"]) for st in self.stages[:s])
+        return range(start, start + len(self.stages[s]["patterns"]))
 
-        return unit
+    def _train_unit(self, s, p, levels):
+        i = self._slots(s)[p]
+        pattern = self.stages[s]["patterns"][p]
+        return table_unit(self.luts[i], self.rcs[i], pattern, self.interval, True)(levels)
 
     def call(self, inputs, training=None):
         levels = quantize_levels(tf.cast(inputs, tf.float32))
-        return run_stages(levels, self.stages, self._units(bool(training)))
+        if training:
+            return run_stages(levels, self.stages, self._train_unit)
+        x = tf.cast(levels, tf.uint8)
+        for s, stage in enumerate(self.stages):
+            slots = self._slots(s)
+            luts = [_int8(self.luts[i]) for i in slots]
+            rcs = [self.rcs[i] for i in slots] if stage["rc"] else []
+            x = lut_stage(x, luts, rcs, stage, self.interval, last=s + 1 == len(self.stages))
+        return x
 
     def upscale(self, images) -> tf.Tensor:
         """Inference on (N, H, W, 1) float32 in [0, 1], one compiled graph for any size."""

@@ -89,6 +89,26 @@ def nearest_upscale(x: tf.Tensor, scale: int) -> tf.Tensor:
 UnitFn = Callable[[int, int, tf.Tensor], tf.Tensor]
 
 
+def run_stage(x: tf.Tensor, s: int, stage: dict, unit: UnitFn, last: bool) -> tf.Tensor:
+    """Stage ``s`` of the stage rule on (N, H, W, 1) integer levels (float32).
+
+    Returns (N, rH, rW, 1): integer levels in [0, 255] (float32) for a middle stage, or the last
+    stage's output in [0, 1].
+    """
+    scale = int(stage["scale"])
+    total = None
+    patterns = stage["patterns"]
+    for p in range(len(patterns)):
+        for k in range(ROTATIONS):
+            out = unit(s, p, tf.image.rot90(x, k))  # (N, H', W', scale**2)
+            out = tf.image.rot90(depth_to_space(out, scale), (ROTATIONS - k) % ROTATIONS)
+            total = out if total is None else total + out
+    y = nearest_upscale(x, scale) + total / float(ROTATIONS * len(patterns))
+    if last:
+        return tf.clip_by_value(y, 0.0, LEVELS) / LEVELS
+    return tf.clip_by_value(round_ste(y), 0.0, LEVELS)
+
+
 def run_stages(
     levels: tf.Tensor,
     stages: Sequence[dict],
@@ -107,17 +127,5 @@ def run_stages(
     """
     x = levels
     for s, stage in enumerate(stages):
-        scale = int(stage["scale"])
-        total = None
-        patterns = stage["patterns"]
-        for p in range(len(patterns)):
-            for k in range(ROTATIONS):
-                out = unit(s, p, tf.image.rot90(x, k))  # (N, H', W', scale**2)
-                out = tf.image.rot90(depth_to_space(out, scale), (ROTATIONS - k) % ROTATIONS)
-                total = out if total is None else total + out
-        y = nearest_upscale(x, scale) + total / float(ROTATIONS * len(patterns))
-        if s + 1 < len(stages):
-            x = tf.clip_by_value(round_ste(y), 0.0, LEVELS)
-        else:
-            x = tf.clip_by_value(y, 0.0, LEVELS) / LEVELS
+        x = run_stage(x, s, stage, unit, last=s + 1 == len(stages))
     return x

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfsr.lut.patterns import LEVELS, round_ste
+from tfsr.lut.patterns import LEVELS
 
 
 def window_taps(levels: tf.Tensor, window: int) -> tf.Tensor:
@@ -20,13 +23,49 @@ def window_taps(levels: tf.Tensor, window: int) -> tf.Tensor:
     return tf.concat(taps, axis=-1)
 
 
+@functools.cache
+def rc_thresholds() -> np.ndarray:
+    """(255,) float32, increasing: an RC mean ``m`` quantises to level ``#{j: thresholds[j] <= m}``.
+
+    Threshold j is the smallest float32 ``m`` with ``round((tanh(m) + 1) * 255 / 2) >= j + 1``
+    (tanh in exact arithmetic, rounding half away from zero), i.e. ``atanh((j + 0.5) / 127.5 - 1)``
+    rounded up to float32. Counting thresholds gives every implementation (TensorFlow, the
+    compiled op ``Tfsr>LutStage``) the same level without depending on how a library rounds tanh.
+    """
+    half = LEVELS / 2.0
+    exact = np.arctanh((np.arange(1, 256, dtype=np.float64) - 0.5) / half - 1.0)
+    out = exact.astype(np.float32)
+    low = out.astype(np.float64) < exact
+    out[low] = np.nextafter(out[low], np.float32(np.inf))
+    return out
+
+
+def rc_mean(mapped: tf.Tensor) -> tf.Tensor:
+    """(N, H, W, K) -> (N, H, W, 1): the mean, summed in window order (reproducible in C++)."""
+    k = mapped.shape[-1]
+    total = mapped[..., :1]
+    for i in range(1, k):
+        total = total + mapped[..., i : i + 1]
+    return total / float(k)
+
+
+def rc_quantize(mean: tf.Tensor) -> tf.Tensor:
+    """RC means -> integer levels in [0, 255] (float32) by counting :func:`rc_thresholds`."""
+    flat = tf.reshape(mean, [-1])
+    levels = tf.searchsorted(tf.constant(rc_thresholds()), flat, side="right", out_type=tf.int32)
+    return tf.reshape(tf.cast(levels, tf.float32), tf.shape(mean))
+
+
 def rc_combine(mapped: tf.Tensor) -> tf.Tensor:
     """(N, H, W, K) per-position mappings -> (N, H, W, 1) integer levels in [0, 255].
 
-    Mean over the K positions, tanh, then ``round((t + 1) / 2 * 255)`` (straight-through).
+    Mean over the K positions (:func:`rc_mean`), tanh, then ``round((t + 1) / 2 * 255)``
+    (:func:`rc_quantize`, exact thresholds), with the gradient of ``(t + 1) / 2 * 255``
+    (straight-through rounding).
     """
-    t = tf.tanh(tf.reduce_mean(mapped, axis=-1, keepdims=True))
-    return tf.clip_by_value(round_ste((t + 1.0) * (LEVELS / 2.0)), 0.0, LEVELS)
+    mean = rc_mean(mapped)
+    smooth = (tf.tanh(mean) + 1.0) * (LEVELS / 2.0)
+    return smooth + tf.stop_gradient(rc_quantize(mean) - smooth)
 
 
 @keras.saving.register_keras_serializable(package="tfsr")

@@ -15,6 +15,9 @@ TensorFlow's intra-op pool) when available, else its pure-TF twin :func:`lut_int
 (also the differentiable path used for LUT fine-tuning, and the tests' oracle). Both add the five
 products in the same order and divide once, so they agree exactly: bit for bit on int8 tables
 (integer sums) and on float tables.
+
+The same library holds ``Tfsr>LutStage``, a whole LUT-model stage fused around this
+interpolation; its wrapper and twin are in :mod:`tfsr.lut.lut_stage`.
 """
 
 from __future__ import annotations

@@ -32,37 +32,13 @@ template <typename T>
 void InterpolateRange(const LutInterpGeometry& g, const int32* index, const T* lut, float* out,
                       int64_t begin, int64_t end) {
   using A = typename Acc<T>::type;
-  const int64_t L = g.side;
-  const int64_t stride[4] = {L * L * L, L * L, L, 1};
-  const int32 mask = g.interval - 1;
   const int64_t C = g.channels;
   for (int64_t m = begin; m < end; ++m) {
-    const int32* v = index + 4 * m;
-    int64_t base = 0;
-    int32 frac[4];
-    for (int d = 0; d < 4; ++d) {
-      base += static_cast<int64_t>(v[d] >> g.shift) * stride[d];
-      frac[d] = v[d] & mask;
-    }
-    // Dimensions in decreasing LSB order (ties: lower dimension first; any tie order gives the
-    // same result since the vertex between tied dimensions gets weight 0).
-    int order[4] = {0, 1, 2, 3};
-    for (int i = 1; i < 4; ++i) {
-      for (int j = i; j > 0 && frac[order[j]] > frac[order[j - 1]]; --j) {
-        const int t = order[j];
-        order[j] = order[j - 1];
-        order[j - 1] = t;
-      }
-    }
     int64_t vertex[5];
+    int32 w[5];
+    SimplexVertices(g, index + 4 * m, vertex, w);
     A weight[5];
-    vertex[0] = base;
-    weight[0] = static_cast<A>(g.interval - frac[order[0]]);
-    for (int k = 1; k < 5; ++k) {
-      vertex[k] = vertex[k - 1] + stride[order[k - 1]];
-      const int32 next = k < 4 ? frac[order[k]] : 0;
-      weight[k] = static_cast<A>(frac[order[k - 1]] - next);
-    }
+    for (int k = 0; k < 5; ++k) weight[k] = static_cast<A>(w[k]);
     float* o = out + m * C;
     for (int64_t c = 0; c < C; ++c) {
       A sum = weight[0] * static_cast<A>(lut[vertex[0] * C + c]);
