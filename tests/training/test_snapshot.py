@@ -28,3 +28,24 @@ def test_snapshot_errors(tmp_path):
         load_run_model(str(tmp_path))
     with pytest.raises(SystemExit, match="usage"):
         main(["snapshot"])
+
+
+def test_snapshot_of_a_sesr_dysample_run_is_a_keras_inference_model(tmp_path):
+    import tf_keras as keras
+
+    import tfsr.layers  # noqa: F401 - registers DySample for loading
+    from tfsr.training.snapshot import write_snapshot
+
+    run = str(tmp_path / "run")
+    config = TrainConfig(
+        model="sesr_dysample", steps=2, batch_size=2, patch_size=8, val_every=0, out_dir=run
+    )
+    train(config, progress=False)
+    with pytest.raises(ValueError, match="shipped as .keras"):
+        write_snapshot(run, str(tmp_path / "d.npz"))
+    assert "step 2" in write_snapshot(run, str(tmp_path / "d.keras"))
+    shipped = keras.models.load_model(str(tmp_path / "d.keras"), compile=False)
+    _, model, _ = load_run_model(run)
+    assert not any("CollapsibleLinearBlock" in type(layer).__name__ for layer in shipped.layers)
+    x = np.random.default_rng(1).uniform(0, 1, (1, 9, 11, 1)).astype(np.float32)
+    np.testing.assert_allclose(shipped(x), model(x), atol=1e-5)

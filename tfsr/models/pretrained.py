@@ -34,8 +34,17 @@ def register_pretrained(entry: PretrainedEntry) -> None:
     _REGISTRY[entry.name] = entry
 
 
+def _registry() -> dict[str, PretrainedEntry]:
+    """The entries, after every built-in model family has registered its shipped models."""
+    from tfsr.models.registry import model_names
+
+    model_names()  # imports the families (sesr, sesr_dysample, meta_sesr, lut) once
+    return _REGISTRY
+
+
 def pretrained_names() -> list[str]:
     """Names of the shipped models whose files are present."""
+    _registry()
     return sorted(n for n, e in _REGISTRY.items() if os.path.exists(_path(e)))
 
 
@@ -44,11 +53,11 @@ def _path(entry: PretrainedEntry) -> str:
 
 
 def is_pretrained_name(name: str) -> bool:
-    return name in _REGISTRY
+    return name in _registry()
 
 
 def pretrained_entry(name: str) -> PretrainedEntry:
-    if name not in _REGISTRY:
+    if name not in _registry():
         known = ", ".join(sorted(_REGISTRY)) or "none"
         raise ValueError(f"unknown pretrained model {name!r}; shipped names: {known}")
     return _REGISTRY[name]

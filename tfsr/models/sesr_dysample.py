@@ -90,3 +90,21 @@ register_model(
         description="SESR-M5 body with a DySample upsampler",
     )
 )
+
+
+def _register_shipped() -> None:
+    from tfsr.models.pretrained import PretrainedEntry, register_pretrained
+
+    for scale in (2, 4):
+        register_pretrained(
+            PretrainedEntry(
+                name=f"sesr_dysample_x{scale}",
+                filename=f"sesr_dysample_x{scale}.keras",
+                scale=scale,
+                description=f"SESR-M5 body + DySample (lp, static) x{scale}, collapsed, trained "
+                "on the 291 set",
+            )
+        )
+
+
+_register_shipped()

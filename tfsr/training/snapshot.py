@@ -1,9 +1,13 @@
 """The model of a training run folder, rebuilt from its configuration and latest checkpoint.
 
     python -m tfsr.training.snapshot runs/sesr_m5_x2 tfsr/models/weights/sesr_m5_x2.npz
+    python -m tfsr.training.snapshot runs/sesr_dysample_x2 tfsr/models/weights/sesr_dysample_x2.keras
 
-writes the collapsed SESR weights of the run's latest checkpoint (a run still training is fine:
-checkpoints are written atomically) in the shipped format (:func:`tfsr.models.sesr.save_collapsed`).
+writes the inference form of the run's latest checkpoint (a run still training is fine:
+checkpoints are written atomically): a plain SESR (``sesr_m5``, ``sesr_xl``, ...) as collapsed
+weights in the ``.npz`` format of :func:`tfsr.models.sesr.save_collapsed`; any other family
+(``sesr_dysample``, ``meta_sesr``) as a ``.keras`` file of its inference model (the family's
+``to_inference``, which collapses the blocks).
 """
 
 from __future__ import annotations
@@ -40,23 +44,40 @@ def load_run_model(run_dir: str) -> tuple[TrainConfig, keras.Model, int]:
     return config, model, int(latest.rsplit("-", 1)[1])
 
 
+def write_snapshot(run_dir: str, out: str) -> str:
+    """Writes the inference form of ``run_dir``'s latest checkpoint to ``out``; returns a summary.
+
+    Raises:
+        FileNotFoundError: see :func:`load_run_model`.
+        ValueError: an output suffix that does not fit the run's family.
+    """
+    from tfsr.models.sesr import SESR_CONFIGS, save_collapsed
+
+    config, model, step = load_run_model(run_dir)
+    variant = config.model[len("sesr_") :] if config.model.startswith("sesr_") else ""
+    if variant in SESR_CONFIGS:
+        if not out.endswith(".npz"):
+            raise ValueError(f"{config.model} runs are shipped as .npz, got {out!r}")
+        save_collapsed(model, out, variant=variant, activation=config.activation)
+    else:
+        if not out.endswith(".keras"):
+            raise ValueError(f"{config.model} runs are shipped as .keras, got {out!r}")
+        inference = get_model_spec(config.model).inference_model(model)
+        tmp = out[: -len(".keras")] + ".tmp.keras"
+        inference.save(tmp)
+        os.replace(tmp, out)
+    return f"{out}: {config.model} x{config.scale}, step {step}"
+
+
 def main(argv: list[str]) -> None:
     import sys
 
-    from tfsr.models.sesr import save_collapsed
-
     if len(argv) != 3:
-        sys.exit("usage: python -m tfsr.training.snapshot RUN_DIR OUT.npz")
+        sys.exit("usage: python -m tfsr.training.snapshot RUN_DIR OUT.npz|OUT.keras")
     try:
-        config, model, step = load_run_model(argv[1])
-    except FileNotFoundError as error:
+        print(write_snapshot(argv[1], argv[2]))
+    except (FileNotFoundError, ValueError) as error:
         sys.exit(f"tfsr.training.snapshot: {error}")
-    if not config.model.startswith("sesr_"):
-        sys.exit(f"tfsr.training.snapshot: {config.model} runs have no shipped format yet")
-    save_collapsed(
-        model, argv[2], variant=config.model[len("sesr_") :], activation=config.activation
-    )
-    print(f"{argv[2]}: {config.model} x{config.scale}, step {step}")
 
 
 if __name__ == "__main__":
