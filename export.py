@@ -41,7 +41,13 @@ _SCALE = flags.DEFINE_float(
 _SCALE_V = flags.DEFINE_float("scale_v", None, "Vertical scale (with --scale_h; default --scale).")
 _SCALE_H = flags.DEFINE_float("scale_h", None, "Horizontal scale (with --scale_v).")
 _QAT_DIR = flags.DEFINE_string("qat_dir", "", "Checkpoint folder for QAT; rerunning resumes.")
-_QAT_LR = flags.DEFINE_float("qat_lr", 5e-5, "QAT learning rate (Adam, cosine decay).")
+_QAT_LR = flags.DEFINE_float("qat_lr", 1e-5, "QAT learning rate (Adam, cosine decay).")
+_RANGE_PERCENTILE = flags.DEFINE_float(
+    "range_percentile",
+    99.99,
+    "SESR int8: activation ranges from this percentile of the calibration activations "
+    "(0: the mean batch min / max).",
+)
 _CALIBRATION_BATCHES = flags.DEFINE_integer(
     "calibration_batches", 16, "Batches of 16 LR patches (64x64) for the activation ranges."
 )
@@ -94,6 +100,7 @@ def main(argv):
             qat_dir=_QAT_DIR.value or None,
             learning_rate=_QAT_LR.value,
             calibration_batches=_CALIBRATION_BATCHES.value,
+            range_percentile=_RANGE_PERCENTILE.value,
             train_data=_TRAIN_DATA.value,
             val_data=val_data,
             scale=_SCALE.value,

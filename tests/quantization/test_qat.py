@@ -144,3 +144,42 @@ def test_train_qat_rejects_bad_steps():
     q = qat.quantize_model(collapse_model(tiny_sesr()))
     with pytest.raises(ValueError, match="steps must be an integer >= 0, got -1"):
         qat.train_qat(q, _dataset(), -1)
+
+
+def _identity_conv_qat():
+    inputs = keras.Input((None, None, 1))
+    conv = keras.layers.Conv2D(1, 1, name="conv")
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)])
+    return qat.quantize_model(model)
+
+
+def test_percentile_calibration_clips_rare_extremes():
+    q = _identity_conv_qat()
+    # 10,000 values on [0, 0.2] and one outlier at 1.0.
+    a = (np.arange(10_000, dtype=np.float32) % 52 / 255.0).reshape(1, 100, 100, 1)
+    a[0, 0, 0, 0] = 1.0
+    qat.calibrate_ranges(q, [a], percentile=99.9)
+    low, high = quant_range(q, "quant_conv", "output")
+    assert low == 0.0  # widened to hold 0
+    np.testing.assert_allclose(high, np.percentile(a, 99.9), atol=1e-6)
+    assert high < 0.21
+    qat.calibrate_ranges(q, [a])  # mean min / max keeps the outlier
+    assert quant_range(q, "quant_conv", "output")[1] == pytest.approx(1.0)
+    config = q.get_layer("quant_conv").quantize_config
+    assert config.output_quantizer.observer is None
+    with pytest.raises(ValueError, match=r"percentile must be in \(50, 100\]"):
+        qat.calibrate_ranges(q, [a], percentile=30)
+
+
+def test_frozen_ranges_do_not_move_in_training():
+    q = _identity_conv_qat()
+    small = np.full((1, 4, 4, 1), 51 / 255, np.float32)
+    qat.calibrate_ranges(q, [small], percentile=99.99)
+    before = quant_range(q, "quant_conv", "output")
+    qat.freeze_ranges(q)
+    q(np.ones((1, 4, 4, 1), np.float32), training=True)
+    assert quant_range(q, "quant_conv", "output") == before
+    qat.freeze_ranges(q, False)
+    q(np.ones((1, 4, 4, 1), np.float32), training=True)
+    assert quant_range(q, "quant_conv", "output")[1] > before[1]

@@ -47,16 +47,22 @@ class RangeQuantizer(_quantizers.MovingAverageQuantizer):
     def __init__(self, ema_decay: float = 0.999):
         super().__init__(num_bits=NUM_BITS, per_axis=False, symmetric=False, narrow_range=False)
         self.ema_decay = float(ema_decay)
+        # Run-time switches for calibration, not part of the config: ``observer(inputs, weights)``
+        # sees every input (eager calibration passes); ``frozen`` stops the EMA in training.
+        self.observer = None
+        self.frozen = False
 
     def __call__(self, inputs, training, weights, **kwargs):
         from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
 
+        if self.observer is not None:
+            self.observer(inputs, weights)
         return quant_ops.MovingAvgQuantize(
             inputs,
             weights["min_var"],
             weights["max_var"],
             ema_decay=self.ema_decay,
-            is_training=training,
+            is_training=training and not self.frozen,
             num_bits=self.num_bits,
             per_channel=False,
             symmetric=False,
