@@ -1,0 +1,38 @@
+"""Shipped pretrained models: every name loads, and each reproduces its README figures on Set5."""
+
+import os
+
+import pytest
+
+from tfsr import evaluation
+from tfsr.inference import load_upscaler
+from tfsr.models import pretrained, pretrained_entry, pretrained_names
+
+# README "Shipped models" table, Set5 PSNR (dB) at the model's own scale.
+SET5_PSNR = {
+    "sesr_m5_x2": 37.184,
+    "sesr_dysample_x2": 37.120,
+    "sesr_dysample_x4": 30.883,
+}
+
+
+def test_shipped_names_include_the_readme_table():
+    names = pretrained_names()
+    assert set(SET5_PSNR) <= set(names)
+    assert "meta_sesr" in names
+
+
+def test_unknown_name_lists_the_shipped_ones():
+    with pytest.raises(ValueError, match="shipped names: .*sesr_dysample_x2"):
+        pretrained_entry("sesr_m4_x2")
+
+
+@pytest.mark.parametrize("name", sorted(SET5_PSNR))
+def test_shipped_model_reproduces_readme_psnr(shared_data, name):
+    model = pretrained(name)
+    assert not any("CollapsibleLinearBlock" in type(layer).__name__ for layer in model.layers)
+    scale = pretrained_entry(name).scale
+    result = evaluation.evaluate(
+        load_upscaler(name), os.path.join(shared_data, "val", "Set5"), scale
+    )
+    assert result["psnr"] == pytest.approx(SET5_PSNR[name], abs=0.002)
