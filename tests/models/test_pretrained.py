@@ -11,6 +11,7 @@ from tfsr.models import pretrained, pretrained_entry, pretrained_names
 # README "Shipped models" table, Set5 PSNR (dB) at the model's own scale.
 SET5_PSNR = {
     "sesr_m5_x2": 37.184,
+    "sesr_m5_x4": 30.786,
     "sesr_dysample_x2": 37.120,
     "sesr_dysample_x4": 30.883,
 }
