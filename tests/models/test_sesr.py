@@ -339,3 +339,10 @@ def test_init_from_sesr_dysample_x2_to_x4_keeps_x4_dysample():
     assert "dysample" not in copied and "last_block" in copied
     for a, b in zip(dst.get_layer("dysample").get_weights(), before, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_init_from_body_only_starts_relu_from_prelu_with_its_last_block():
+    src = _randomize(sesr(scale=2, **TINY), seed=13)
+    dst = sesr(scale=2, activation="relu", **TINY)
+    copied = init_from(dst, src, body_only=True)
+    assert copied == ["first_block", "block_1", "block_2", "last_block"]

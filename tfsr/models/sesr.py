@@ -299,9 +299,10 @@ def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) ->
     its weights do not fit: it is left at its initialisation (bilinear upsampling) and not listed.
 
     ``body_only=True`` starts one family from another (``sesr_dysample`` or ``meta_sesr`` from a
-    trained SESR): only the layers both models have are considered, the SESR body
-    (``first_block``, ``block_i``, the activations) must be among them and fit, and every other
-    layer of either model is skipped.
+    trained SESR, or a ReLU SESR from a PReLU one): only the layers both models have are
+    considered, the SESR body (``first_block``, ``block_i``, the activations) must be among them
+    and fit, the last block is copied only where scale and shapes agree, and every other layer of
+    either model is skipped.
 
     ``collapsed_training`` may differ between the two: the blocks hold the same variables. Two
     collapsed networks (``collapse_model``) work as well; a collapsed and a training network do not
@@ -328,7 +329,13 @@ def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) ->
                 f"init_from: no SESR body (first_block) in both models (src {src.name!r}, "
                 f"dst {dst.name!r})"
             )
-        shared = set(src_layers) & set(dst_layers) - {LAST_BLOCK}
+        shared = set(src_layers) & set(dst_layers)
+        if LAST_BLOCK in shared and (
+            _scale(src) != _scale(dst)
+            or [tuple(w.shape) for w in src_layers[LAST_BLOCK].weights]
+            != [tuple(w.shape) for w in dst_layers[LAST_BLOCK].weights]
+        ):
+            shared.discard(LAST_BLOCK)  # another upsampler's head (sesr_dysample from sesr)
         src_layers = {k: v for k, v in src_layers.items() if k in shared}
         dst_layers = {k: v for k, v in dst_layers.items() if k in shared}
     missing = sorted(set(src_layers) ^ set(dst_layers))
