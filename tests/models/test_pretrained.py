@@ -14,6 +14,7 @@ META_SET5 = {2.5: 34.877, 3: 33.109}
 SET5_PSNR = {
     "sesr_m5_x2": 37.184,
     "sesr_m5_x4": 30.786,
+    "sesr_m5_relu_x2": 37.178,
     "sesr_dysample_x2": 37.120,
     "sesr_dysample_x4": 30.883,
 }

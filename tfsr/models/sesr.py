@@ -458,6 +458,16 @@ def _register_shipped() -> None:
                     loader=load_collapsed,
                 )
             )
+    register_pretrained(
+        PretrainedEntry(
+            name="sesr_m5_relu_x2",
+            filename="sesr_m5_relu_x2.npz",
+            scale=2,
+            description="SESR-M5 x2 with ReLU (the int8 deployment choice: LiteRT runs int8 PReLU "
+            "outside XNNPACK), collapsed, trained on the 291 set",
+            loader=load_collapsed,
+        )
+    )
 
 
 _register_shipped()
