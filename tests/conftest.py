@@ -21,3 +21,22 @@ def shared_data():
     if not os.path.isdir(path):
         pytest.fail(f"shared data not found at {path}; set TFSR_SHARED_DATA to its location")
     return path
+
+
+@pytest.fixture(scope="session")
+def compiled_library():
+    """``compiled_library(family)``: the compiled op library of ``family`` (built by `make ops`).
+
+    Skips under TFSR_PURE_TF=1; fails when the library is missing or does not load.
+    """
+    from tfsr.ops import _loader
+
+    def load(family):
+        if _loader.pure_tf_forced():
+            pytest.skip("TFSR_PURE_TF=1: compiled ops disabled")
+        library = _loader.load(family)
+        if library is None:
+            pytest.fail(f"{_loader.library_path(family)} missing or broken: run `make ops`")
+        return library
+
+    return load

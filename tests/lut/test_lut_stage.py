@@ -12,14 +12,8 @@ from tfsr.ops import _loader
 
 
 @pytest.fixture(scope="module")
-def lib():
-    """The compiled op library (built by `make ops`)."""
-    if _loader.pure_tf_forced():
-        pytest.skip("TFSR_PURE_TF=1: compiled ops disabled")
-    library = _loader.load("lut_interp")
-    if library is None:
-        pytest.fail(f"{_loader.library_path('lut_interp')} missing or broken: run `make ops`")
-    return library
+def lib(compiled_library):
+    return compiled_library("lut_interp")
 
 
 def _tables(rng, stage):

@@ -6,19 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfsr.ops import _loader
 from tfsr.ops.lut_interp import lut_interp_4d, lut_interp_4d_twin, lut_side
 
 
 @pytest.fixture(scope="module")
-def lib():
-    """The compiled op library (built by `make ops`)."""
-    if _loader.pure_tf_forced():
-        pytest.skip("TFSR_PURE_TF=1: compiled ops disabled")
-    library = _loader.load("lut_interp")
-    if library is None:
-        pytest.fail(f"{_loader.library_path('lut_interp')} missing or broken: run `make ops`")
-    return library
+def lib(compiled_library):
+    return compiled_library("lut_interp")
 
 
 def _reference(index, lut, interval):

@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 
 from custom_ops.harness.meta_upscale_harness import reference_backward, reference_forward
-from tfsr.ops import _loader
 from tfsr.ops.meta_upscale import (
     meta_upscale,
     meta_upscale_output_size,
@@ -18,14 +17,8 @@ from tfsr.testing import check_gradients
 
 
 @pytest.fixture(scope="module")
-def lib():
-    """The compiled op library (built by `make ops`)."""
-    if _loader.pure_tf_forced():
-        pytest.skip("TFSR_PURE_TF=1: compiled ops disabled")
-    library = _loader.load("meta_upscale")
-    if library is None:
-        pytest.fail(f"{_loader.library_path('meta_upscale')} missing or broken: run `make ops`")
-    return library
+def lib(compiled_library):
+    return compiled_library("meta_upscale")
 
 
 def _raw(lib, x, w, scales, sizes=(-1, -1)):
