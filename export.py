@@ -41,12 +41,14 @@ _SCALE = flags.DEFINE_float(
 _SCALE_V = flags.DEFINE_float("scale_v", None, "Vertical scale (with --scale_h; default --scale).")
 _SCALE_H = flags.DEFINE_float("scale_h", None, "Horizontal scale (with --scale_v).")
 _QAT_DIR = flags.DEFINE_string("qat_dir", "", "Checkpoint folder for QAT; rerunning resumes.")
-_QAT_LR = flags.DEFINE_float("qat_lr", 1e-5, "QAT learning rate (Adam, cosine decay).")
+_QAT_LR = flags.DEFINE_float(
+    "qat_lr", None, "QAT learning rate (Adam, cosine decay; default DEFAULT_QAT_LR, 1e-5)."
+)
 _RANGE_PERCENTILE = flags.DEFINE_float(
     "range_percentile",
-    99.99,
+    None,
     "SESR int8: activation ranges from this percentile of the calibration activations "
-    "(0: the mean batch min / max).",
+    "(default DEFAULT_RANGE_PERCENTILE, 99.99; 0: the mean batch min / max).",
 )
 _CALIBRATION_BATCHES = flags.DEFINE_integer(
     "calibration_batches", 16, "Batches of 16 LR patches (64x64) for the activation ranges."
@@ -87,6 +89,12 @@ def main(argv):
     val_data = _VAL_DATA.value
     if val_data == ["none"]:
         val_data = []
+    # Unset tuning flags leave the library's defaults (tfsr.quantization.export.DEFAULT_*).
+    tuning = {
+        name: flag.value
+        for name, flag in (("learning_rate", _QAT_LR), ("range_percentile", _RANGE_PERCENTILE))
+        if flag.value is not None
+    }
     try:
         if not _MODEL.value or not _OUT.value:
             raise ValueError("--model and --out are required")
@@ -98,14 +106,13 @@ def main(argv):
             io_dtype=_IO_DTYPE.value,
             qat_steps=_QAT_STEPS.value,
             qat_dir=_QAT_DIR.value or None,
-            learning_rate=_QAT_LR.value,
             calibration_batches=_CALIBRATION_BATCHES.value,
-            range_percentile=_RANGE_PERCENTILE.value,
             train_data=_TRAIN_DATA.value,
             val_data=val_data,
             scale=_SCALE.value,
             scale_v=_SCALE_V.value,
             scale_h=_SCALE_H.value,
+            **tuning,
         )
     except (ValueError, FileNotFoundError) as error:
         print(f"export.py: error: {error}".splitlines()[0], file=sys.stderr)
