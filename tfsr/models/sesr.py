@@ -323,6 +323,7 @@ def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) ->
 
     src_layers = {layer.name: layer for layer in src.layers if layer.weights}
     dst_layers = {layer.name: layer for layer in dst.layers if layer.weights}
+    src_scale, dst_scale = _scale(src), _scale(dst)
     if body_only:
         if "first_block" not in src_layers or "first_block" not in dst_layers:
             raise ValueError(
@@ -331,7 +332,7 @@ def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) ->
             )
         shared = set(src_layers) & set(dst_layers)
         if LAST_BLOCK in shared and (
-            _scale(src) != _scale(dst)
+            src_scale != dst_scale
             or [tuple(w.shape) for w in src_layers[LAST_BLOCK].weights]
             != [tuple(w.shape) for w in dst_layers[LAST_BLOCK].weights]
         ):
@@ -344,7 +345,6 @@ def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) ->
             f"init_from: incompatible architectures, layers with weights in only one model: "
             f"{', '.join(missing)} (src {src.name!r}, dst {dst.name!r})"
         )
-    src_scale, dst_scale = _scale(src), _scale(dst)
     copied = []
     for name, target in dst_layers.items():
         source = src_layers[name]
