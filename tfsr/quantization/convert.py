@@ -89,7 +89,7 @@ def convert(
             f"io_dtype={io_dtype} needs quantize=int8 (a {quantize} model has float inputs); "
             "use io_dtype=float32"
         )
-    has_fake_quant = any("Quantize" in type(layer).__name__ for layer in model.layers)
+    has_fake_quant = _has_fake_quant(model)
     if quantize == "int8" and not has_fake_quant:
         raise ValueError(
             f"int8 conversion needs a QAT model (tfsr.quantization.qat.quantize_model) with its "
@@ -97,6 +97,25 @@ def convert(
         )
     if quantize != "int8" and has_fake_quant:
         raise ValueError(f"quantize={quantize} needs the float model, not the QAT model")
+    converter = _builtin_converter(model, input_hw)
+    if quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.inference_input_type = IO_DTYPES[io_dtype]
+        converter.inference_output_type = IO_DTYPES[io_dtype]
+    elif quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return _run_converter(converter, model.name)
+
+
+def _has_fake_quant(model: keras.Model) -> bool:
+    return any("Quantize" in type(layer).__name__ for layer in model.layers)
+
+
+def _builtin_converter(model: keras.Model, input_hw) -> tf.lite.TFLiteConverter:
+    """A converter of ``model`` at ``input_hw`` (None: dynamic size), builtin ops only."""
     spec = input_signature(model, input_hw)
 
     @tf.function(input_signature=[spec])
@@ -107,19 +126,15 @@ def convert(
         [serve.get_concrete_function()], model
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantize == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.inference_input_type = IO_DTYPES[io_dtype]
-        converter.inference_output_type = IO_DTYPES[io_dtype]
-    elif quantize == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter
+
+
+def _run_converter(converter: tf.lite.TFLiteConverter, name: str) -> bytes:
+    """The converted flatbuffer with short tensor names; ValueError on any converter failure."""
     try:
         content = converter.convert()
     except Exception as error:  # the converter raises ConverterError, RuntimeError, ...
-        raise ValueError(f"TFLite conversion of {model.name} failed: {error}") from error
+        raise ValueError(f"TFLite conversion of {name} failed: {error}") from error
     return short_tensor_names(content)
 
 
@@ -147,34 +162,22 @@ def convert_calibrated(
         ValueError: a QAT model, a bad ``io_dtype`` or a conversion failure.
     """
     _check_choice("io_dtype", io_dtype, tuple(IO_DTYPES))
-    if any("Quantize" in type(layer).__name__ for layer in model.layers):
+    if _has_fake_quant(model):
         raise ValueError(
             f"convert_calibrated needs the float model; {model.name} has fake-quant layers "
             "(use convert)"
         )
-    spec = input_signature(model, None)
-
-    @tf.function(input_signature=[spec])
-    def serve(lr):
-        return model(lr, training=False)
 
     def dataset():
         for x in representative_data():
             yield [np.asarray(x, np.float32)]
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [serve.get_concrete_function()], model
-    )
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter = _builtin_converter(model, None)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = dataset
     converter.inference_input_type = IO_DTYPES[io_dtype]
     converter.inference_output_type = IO_DTYPES[io_dtype]
-    try:
-        content = converter.convert()
-    except Exception as error:  # the converter raises ConverterError, RuntimeError, ...
-        raise ValueError(f"TFLite conversion of {model.name} failed: {error}") from error
-    return short_tensor_names(content)
+    return _run_converter(converter, model.name)
 
 
 def set_input_size(content: bytes, input_hw: tuple[int, int]) -> bytes:
