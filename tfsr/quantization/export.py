@@ -452,11 +452,10 @@ def _is_list_of_sets(val_data) -> bool:
 
 
 def _format_scale(scale) -> str:
-    """ "x2", "x2.5" or "x1.5 x x3" for a scale or a (vertical, horizontal) pair."""
-    from tfsr.data.imresize import scale_pair
+    """ "x2", "x2.5" or "x1.5x3" for a scale or a (vertical, horizontal) pair."""
+    from tfsr.evaluation import scale_name
 
-    v, h = scale_pair(scale)
-    return f"x{v:g}" if v == h else f"x{v:g} x x{h:g}"
+    return f"x{scale_name(scale)}"
 
 
 def _requested_scale(scale, scale_v, scale_h):
