@@ -1,15 +1,18 @@
 """Export a tfsr model to TFLite (full int8 by default) and check its quality.
 
     python export.py --model=runs/sesr_m5_x2 --out=sesr_m5_x2_int8.tflite
-    python export.py --model=sesr_m5_x2 --out=m5.tflite --qat_steps=2000 --train_data=../shared/data/train
+    python export.py --model=sesr_m5_relu_x2 --out=m5.tflite --train_data=../shared/data/train
+    python export.py --model=sesr_m5_x2 --out=m5_qat.tflite --qat_steps=2000 --qat_dir=qat_ckpt
     python export.py --model=model.keras --out=m5_f16.tflite --quantize=float16 --io_dtype=float32
     python export.py --model=meta_sesr --scale=2.5 --out=meta_x2.5_int8.tflite
 
 Arbitrary-scale models (meta_sesr) are exported at one --scale (or --scale_v and --scale_h) with
 their filters baked in; they and sesr_dysample are quantised by the converter's calibration.
 
-int8: activation ranges are calibrated on training patches, then --qat_steps (default 2000) of
-quantisation-aware fine-tuning; --qat_steps=0 is the faster post-training quantisation. Afterwards the file is evaluated on --val_data (float vs TFLite PSNR).
+int8 (SESR): activation ranges are calibrated on training patches, then searched, and the kernels
+refitted and re-rounded, against the float model's outputs (--reconstruct, on by default);
+--qat_steps=N adds N steps of quantisation-aware fine-tuning (tfmot; resumable with --qat_dir).
+Afterwards the file is evaluated on --val_data (float vs TFLite PSNR).
 """
 
 import json
@@ -31,9 +34,9 @@ _QUANTIZE = flags.DEFINE_enum(
 _QAT_STEPS = flags.DEFINE_integer(
     "qat_steps",
     None,
-    "Quantisation-aware fine-tuning steps after calibration (0: post-training calibration only; "
-    "default 2000 for SESR int8). QAT is for SESR models only: other families are calibrated "
-    "by the TFLite converter.",
+    "Quantisation-aware fine-tuning steps after calibration and reconstruction (default 0: "
+    "post-training only, which measured as good on the shipped models). QAT is for SESR models "
+    "only: other families are calibrated by the TFLite converter.",
 )
 _SCALE = flags.DEFINE_float(
     "scale", None, "Scale to export an arbitrary-scale model (meta_sesr) at, e.g. 2 or 2.5."
@@ -49,6 +52,12 @@ _RANGE_PERCENTILE = flags.DEFINE_float(
     None,
     "SESR int8: activation ranges from this percentile of the calibration activations "
     "(default DEFAULT_RANGE_PERCENTILE, 99.99; 0: the mean batch min / max).",
+)
+_RECONSTRUCT = flags.DEFINE_boolean(
+    "reconstruct",
+    True,
+    "SESR int8: after calibration, search the activation ranges and re-round the kernels "
+    "against the float model's outputs (--noreconstruct: calibration ranges, nearest rounding).",
 )
 _CALIBRATION_BATCHES = flags.DEFINE_integer(
     "calibration_batches", 16, "Batches of 16 LR patches (64x64) for the activation ranges."
@@ -107,6 +116,7 @@ def main(argv):
             qat_steps=_QAT_STEPS.value,
             qat_dir=_QAT_DIR.value or None,
             calibration_batches=_CALIBRATION_BATCHES.value,
+            reconstruct=_RECONSTRUCT.value,
             train_data=_TRAIN_DATA.value,
             val_data=val_data,
             scale=_SCALE.value,

@@ -12,7 +12,9 @@ from tfsr.inference import TFLiteUpscaler
 from tfsr.models.sesr import collapse_model, sesr
 from tfsr.quantization import convert, qat
 
-INT8_SESR_OPS = {"CONV_2D", "PRELU", "ADD", "DEPTH_TO_SPACE", "QUANTIZE"}
+# No QUANTIZE: the residual add before the clip takes the clip's [0, 1] range, so nothing is
+# requantised at the end.
+INT8_SESR_OPS = {"CONV_2D", "PRELU", "ADD", "DEPTH_TO_SPACE"}
 
 
 def tiny_sesr():

@@ -55,6 +55,10 @@ def test_annotation_of_sesr():
     # The clip became an identity with a fixed [0, 1] range.
     assert by_name["quant_clip"].quantize_config.output_range == (0.0, 1.0)
     assert by_name["quant_clip"].layer.get_config()["activation"] == "linear"
+    # The residual add before pixel shuffle and clip takes the clip's range: no second rounding,
+    # no calibrated range below 1 cutting off bright pixels.
+    assert by_name["quant_nearest_residual"].quantize_config.output_range == (0.0, 1.0)
+    assert by_name["quant_long_residual"].quantize_config.output_range is None
 
 
 def test_qat_model_is_close_to_float_model():

@@ -6,22 +6,31 @@ for int8 builds the QAT copy, sets its ranges on calibration patches and optiona
 (:mod:`tfsr.quantization.qat`), converts (:mod:`tfsr.quantization.convert`), refuses any
 non-builtin op, writes the file atomically and evaluates float vs TFLite PSNR.
 
-Measured choices (SESR-M5 x2 trained 2000 steps on the embedded photos, Set5 / Set14 PSNR):
+Measured choices (Set5 / Set14 int8 loss against float at 1920x1080, ``python export.py
+--model=NAME --out=X.tflite --qat_steps=N --train_data=../shared/data/train
+--val_data=../shared/data/val/Set5,../shared/data/val/Set14``):
 
 - QAT runs on the collapsed form (plain ``Conv2D``): same function as the collapsed-training form
   (``CollapsibleLinearBlock`` with its ``kernel_quantizer`` hook, also supported and tested equal),
   fewer variables, and the only form shipped ``.npz`` models have.
-- PReLU model, float 35.273 / 31.463 dB. Calibration only (``qat_steps=0``): int8 35.173 /
-  31.417 (-0.100 / -0.046); + 1000 QAT steps at 2e-5: 35.200 / 31.441 (-0.073 / -0.022);
-  + 2000 QAT steps at 5e-5: 35.326 / 31.517 (+0.053 / +0.054: QAT also goes on training a
-  briefly trained model).
-- The shipped sesr_m5_x2 (60k steps, float 37.184 / 32.702) is more sensitive: mean min / max
-  ranges lose 0.278 / 0.120 dB, and QAT (any rate tried) does not recover it, because a few
-  extreme feature values set the per-tensor int8 step. Ranges from the 99.99th percentile of
-  the calibration activations lose 0.183 / 0.094 (the defaults, with 2000 QAT steps at 1e-5 on
-  those frozen ranges: 0.179 / 0.097). Still above the 0.1 dB goal on Set5.
-- ReLU model, float 36.462 / 32.167 dB: + 1000 QAT steps at 2e-5: -0.111 / -0.045; + 2000 at
-  5e-5: 36.374 / 32.131 (-0.088 / -0.036).
+- The residual add before pixel shuffle and clip takes the clip's fixed [0, 1] range
+  (:func:`tfsr.quantization.qat.quantize_config_for`): a calibrated range ended at 0.95 (bright
+  pixels clipped) and the clip requantised once more. sesr_m5_relu_x2, calibration only:
+  -0.178 / -0.100 -> -0.147 / -0.091.
+- Trained models (sesr_m5_x2, 60k steps; sesr_m5_relu_x2): mean min / max ranges lose 0.278 /
+  0.120 dB (PReLU), as a few extreme feature values set the per-tensor steps; ranges from the
+  99.99th percentile of the calibration activations are the starting point. A fake-quant study
+  on the ReLU model showed the rest split between kernel rounding (~0.09 dB alone) and the
+  activations (~0.05 dB, mostly the signed first, long-residual and last tensors).
+- Reconstruction (:mod:`tfsr.quantization.reconstruct`, the default): activation ranges searched
+  and kernels refitted and re-rounded against the float model's outputs on 8 calibration
+  batches. sesr_m5_relu_x2: -0.089 / -0.046 (whole export 82 s, 2.9 GB peak); sesr_m5_x2
+  (PReLU): -0.123 / -0.063. QAT afterwards (2000 steps at 1e-5, ranges frozen) does not add to
+  it on these models: ReLU -0.093 / -0.052, PReLU -0.121 / -0.063; nor did QAT with a float-model
+  distillation loss (lr 1e-5: unchanged; 1e-4: worse). So the default is no QAT
+  (``DEFAULT_QAT_STEPS = 0``); ``qat_steps`` still runs it (a briefly trained model gains: the
+  2000-step embedded-photo PReLU model went from -0.100 to +0.053 dB on Set5 with 2000 QAT
+  steps at 5e-5, as QAT also goes on training it).
 - Int8 file at 1920x1080: 21.6 KB (PReLU), 20.3 KB (ReLU), after shortening tensor names.
 - The fixed 1920x1080 int8 file evaluates on Set5-size images through the interpreter's
   ``resize_tensor_input`` (bit-identical to a dynamic-size copy); the dynamic copy in
@@ -64,12 +73,16 @@ from tfsr.quantization import convert as _convert
 from tfsr.quantization import qat
 
 DEFAULT_INPUT_HW = (1080, 1920)
-# Measured on the shipped sesr_m5_x2 (60k steps), Set5 / Set14 int8 loss at 1080p: mean min / max
-# ranges -0.278 / -0.120 dB; 99.99th percentiles -0.183 / -0.094 (99.999th: -0.223 / -0.104);
-# + 2000 QAT steps with those ranges frozen, lr 1e-5: -0.179 / -0.097 (lr 5e-5: -0.194 / -0.098).
+# Measured on the shipped sesr_m5_x2 (60k steps), Set5 / Set14 int8 loss at 1080p, before
+# reconstruction: mean min / max ranges -0.278 / -0.120 dB; 99.99th percentiles -0.183 / -0.094
+# (99.999th: -0.223 / -0.104). The percentile ranges are where the reconstruction starts.
 DEFAULT_RANGE_PERCENTILE = 99.99
 DEFAULT_QAT_LR = 1e-5
-DEFAULT_QAT_STEPS = 2000  # what export.py runs for SESR int8 unless told otherwise
+# QAT after reconstruction adds nothing on the shipped models (see the module docstring).
+DEFAULT_QAT_STEPS = 0
+# Batches (of 16 LR patches of 64x64) the reconstruction searches ranges and refits kernels on:
+# on sesr_m5_relu_x2, 8 batches take ~55 s and give what 16 give (Set5 -0.088..-0.091 dB).
+RECONSTRUCT_BATCHES = 8
 RUN_MODEL_FILENAME = "model.keras"
 
 
@@ -356,6 +369,7 @@ def quantize_for_export(
     train_data: str = "embedded",
     calibration_batches: int = 16,
     range_percentile: float | None = DEFAULT_RANGE_PERCENTILE,
+    reconstruct: bool = True,
     qat_steps: int = 0,
     qat_dir: str | None = None,
     learning_rate: float = DEFAULT_QAT_LR,
@@ -364,9 +378,13 @@ def quantize_for_export(
     """The QAT copy of ``model`` with calibrated (and, with ``qat_steps``, trained) ranges.
 
     ``range_percentile`` (None: mean batch min / max) sets the activation ranges from
-    percentiles; QAT then keeps them (:func:`tfsr.quantization.qat.freeze_ranges`) and trains
-    the weights only.
+    percentiles; ``reconstruct`` then searches them and re-rounds the kernels against the
+    float model's outputs on the first ``RECONSTRUCT_BATCHES`` calibration batches
+    (:func:`tfsr.quantization.reconstruct.reconstruct`); QAT keeps the ranges
+    (:func:`tfsr.quantization.qat.freeze_ranges`) and trains the weights only.
     """
+    from tfsr.quantization import reconstruct as _reconstruct
+
     qat_model = qat.quantize_model(model)
     data = calibration_dataset(train_data, scale)
     used = qat.calibrate_ranges(
@@ -374,7 +392,16 @@ def quantize_for_export(
     )
     how = f"{range_percentile:g}th percentiles" if range_percentile else "mean min / max"
     log(f"calibrated activation ranges ({how}) on {used} batches of {train_data}")
-    if range_percentile:
+    if reconstruct:
+        start = time.perf_counter()
+        batches = list(data.take(min(calibration_batches, RECONSTRUCT_BATCHES)))
+        errors = _reconstruct.reconstruct(qat_model, model, batches)
+        log(
+            "reconstruction (ranges searched, kernels re-rounded) on "
+            f"{len(batches)} batches, {time.perf_counter() - start:.0f} s: output MSE vs float "
+            f"{errors['error_before']:.3g} -> {errors['error_after']:.3g}"
+        )
+    if range_percentile or reconstruct:
         qat.freeze_ranges(qat_model)
     if qat_steps:
         result = qat.train_qat(
@@ -478,6 +505,7 @@ def export_model(
     train_data: str = "embedded",
     calibration_batches: int = 16,
     range_percentile: float | None = DEFAULT_RANGE_PERCENTILE,
+    reconstruct: bool = True,
     qat_dir: str | None = None,
     learning_rate: float = DEFAULT_QAT_LR,
     val_data=None,
@@ -501,6 +529,8 @@ def export_model(
         calibration_batches: batches of 16 LR patches of 64x64 for the activation ranges.
         range_percentile: SESR int8: activation ranges from this percentile of the calibration
             activations (None or 0: the mean batch min / max); see :func:`quantize_for_export`.
+        reconstruct: SESR int8: after calibration, search the ranges and re-round the kernels
+            against the float model's outputs (:mod:`tfsr.quantization.reconstruct`).
         qat_dir: checkpoint folder that makes QAT resumable (None: no checkpoints).
         learning_rate: QAT step size.
         val_data: a validation folder, a list of folders, or a list of HR files; None for
@@ -591,6 +621,7 @@ def export_model(
                 train_data=train_data,
                 calibration_batches=calibration_batches,
                 range_percentile=range_percentile or None,
+                reconstruct=reconstruct,
                 qat_steps=qat_steps,
                 qat_dir=qat_dir,
                 learning_rate=learning_rate,
@@ -624,6 +655,7 @@ def export_model(
         "conversion_s": seconds,
         "peak_rss_mb": _peak_rss_mb(),
         "qat_steps": qat_steps if quantize == "int8" else 0,
+        "reconstruct": bool(reconstruct and quantize == "int8" and handler.int8 == "qat"),
         "verification": [],
     }
     if val_data is None:

@@ -83,6 +83,18 @@ def _consumers(layer) -> list:
     return [node.outbound_layer for node in layer._outbound_nodes]
 
 
+def _clip_range_downstream(layer) -> tuple[float, float] | None:
+    """``(0, m)`` when ``layer``'s output reaches a clip ``ReLU(max_value=m)`` through nothing
+    but pixel shuffles (which keep values): its int8 range should then be the clip's, so that
+    the clip costs no second rounding and no calibrated range cuts off bright pixels."""
+    consumers = _consumers(layer)
+    while len(consumers) == 1 and isinstance(consumers[0], PixelShuffle):
+        consumers = _consumers(consumers[0])
+    if len(consumers) == 1 and _is_clip(consumers[0]):
+        return (0.0, float(consumers[0].max_value))
+    return None
+
+
 def quantize_config_for(layer) -> _tfmot_q.QuantizeConfig | None:
     """The QuantizeConfig tfsr uses for ``layer``; None for an input layer.
 
@@ -106,7 +118,7 @@ def quantize_config_for(layer) -> _tfmot_q.QuantizeConfig | None:
     if isinstance(layer, keras.layers.ReLU):
         return configs.OutputQuantizeConfig()
     if isinstance(layer, (keras.layers.Add, keras.layers.Concatenate)):
-        return configs.OutputQuantizeConfig()
+        return configs.OutputQuantizeConfig(output_range=_clip_range_downstream(layer))
     raise ValueError(
         f"cannot quantize layer {layer.name!r} of type {type(layer).__name__}: tfsr has int8 "
         "recipes for Conv2D, CollapsibleLinearBlock, PReLU, ReLU, Add, Concatenate and PixelShuffle"
