@@ -69,6 +69,9 @@ _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed for weights and data 
 _MIXED_PRECISION = flags.DEFINE_bool(
     "mixed_precision", False, "float16 (GPU) / bfloat16 (CPU) compute, float32 variables."
 )
+_JIT_COMPILE = flags.DEFINE_bool(
+    "jit_compile", False, "Compile the training step with XLA (faster for the LUT nets on CPU)."
+)
 _CHECKPOINT_EVERY = flags.DEFINE_integer(
     "checkpoint_every", _DEFAULTS.checkpoint_every, "Steps between checkpoints."
 )
@@ -106,6 +109,7 @@ def config_from_flags() -> TrainConfig:
         strategy=_STRATEGY.value,
         seed=_SEED.value,
         mixed_precision=_MIXED_PRECISION.value,
+        jit_compile=_JIT_COMPILE.value,
         checkpoint_every=_CHECKPOINT_EVERY.value,
         val_every=_VAL_EVERY.value,
     )

@@ -53,6 +53,25 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
         np.testing.assert_allclose(va.numpy(), vb.numpy(), rtol=1e-5, atol=1e-7)
 
 
+def test_jit_compiled_step_trains_like_the_plain_one(tmp_path):
+    plain = Trainer(_config(tmp_path / "a", steps=3))
+    xla = Trainer(_config(tmp_path / "b", steps=3, jit_compile=True))
+    start = _weights(plain.model)
+    for wa, wb in zip(start, _weights(xla.model), strict=True):
+        np.testing.assert_array_equal(wa, wb)  # same seed, same start
+    del plain, xla
+    assert train(_config(tmp_path / "a", steps=3), progress=False).step == 3
+    assert train(_config(tmp_path / "b", steps=3, jit_compile=True), progress=False).step == 3
+    a = Trainer(_config(tmp_path / "a", steps=3))
+    b = Trainer(_config(tmp_path / "b", steps=3, jit_compile=True))
+    assert a.resumed_from == b.resumed_from == 3
+    moved = False
+    for wa, wb, w0 in zip(_weights(a.model), _weights(b.model), start, strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=1e-3, atol=1e-5)
+        moved = moved or not np.array_equal(wa, w0)
+    assert moved
+
+
 def test_checkpoint_of_other_model_is_a_clear_error(tmp_path):
     train(_config(tmp_path, steps=2, checkpoint_every=2), progress=False)
     with pytest.raises(ConfigMismatchError, match="model: checkpoint has 'sesr_m3', requested"):

@@ -21,6 +21,7 @@ RUN_FIELDS = (
     "loss",
     "seed",
     "steps",
+    "jit_compile",
 )
 
 CONFIG_FILENAME = "train_config.json"
@@ -59,6 +60,8 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (a SIGKILL loses at most this many).
         val_every: steps between validation PSNR measurements (0: only at the end).
         keep_checkpoints: how many checkpoints to keep.
+        jit_compile: compile the training step with XLA (same results up to float rounding;
+            rclut_x4 on 2 CPU cores: 98 vs 122 ms per step).
     """
 
     model: str = "sesr_m5"
@@ -81,6 +84,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     val_every: int = 500
     keep_checkpoints: int = 3
+    jit_compile: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):

@@ -192,10 +192,11 @@ class Trainer:
             self.step.assign_add(1)
             return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
+        jit = self.config.jit_compile or None  # None: TensorFlow's default (no XLA on CPU)
         if element_spec is None:
-            return tf.function(train_step)
+            return tf.function(train_step, jit_compile=jit)
         # Arbitrary-scale batches: the HR size changes with every scale; one trace for all.
-        return tf.function(train_step, input_signature=[element_spec])
+        return tf.function(train_step, input_signature=[element_spec], jit_compile=jit)
 
     def validate(self) -> dict:
         """Mean PSNR/SSIM of the current model on the validation data (inference form)."""
