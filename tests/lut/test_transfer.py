@@ -20,7 +20,7 @@ from tfsr.lut import (
     transfer,
 )
 from tfsr.lut.networks import functional_lut_net
-from tfsr.lut.transfer import transfer_run
+from tfsr.lut.transfer import load_run_net, transfer_run
 
 STAGES = [{"scale": 1, "patterns": "SY", "rc": True}, {"scale": 2, "patterns": "S", "rc": True}]
 
@@ -188,7 +188,36 @@ def test_transfer_run(net, tmp_path):
     tables = transfer_run(str(tmp_path), out)
     assert os.path.getsize(out) > 0 and tables.scale == 2
     assert zipfile.is_zipfile(out)
-    with pytest.raises(FileNotFoundError, match="is .* a finished train.py run"):
+    with pytest.raises(FileNotFoundError, match="no checkpoints: is .* a train.py run"):
         transfer_run(str(tmp_path / "nothing"), out)
     with pytest.raises(ValueError, match="no saved training config"):
         transfer_run(str(tmp_path), out, finetune_steps=1)
+
+
+def test_transfer_run_of_an_unfinished_run_uses_its_checkpoint(tmp_path):
+    from tfsr.training import TrainConfig, train
+
+    run = str(tmp_path / "run")
+    train(
+        TrainConfig(
+            model="srlut_x4",
+            scale=4,
+            steps=2,
+            batch_size=2,
+            patch_size=8,
+            lr_schedule="constant",
+            warmup_steps=0,
+            val_every=0,
+            checkpoint_every=2,
+            out_dir=run,
+        ),
+        progress=False,
+    )
+    finished = load_run_net(run, log=None)
+    os.remove(os.path.join(run, "model.keras"))  # as if still training
+    lines = []
+    from_checkpoint = load_run_net(run, log=lines.append)
+    assert "checkpoint of step 2" in lines[0]
+    for a, b in zip(finished.get_weights(), from_checkpoint.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert transfer_run(run, str(tmp_path / "out.npz")).scale == 4

@@ -93,14 +93,25 @@ def finetune(
     return losses
 
 
-def load_run_net(run_dir: str) -> LutNet:
-    """The trained net of a ``train.py`` run folder (its ``model.keras``)."""
-    path = os.path.join(run_dir, "model.keras")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: is {run_dir!r} a finished train.py run?")
+def load_run_net(run_dir: str, log=print) -> LutNet:
+    """The trained net of a ``train.py`` run folder: its ``model.keras`` when the run finished,
+    else the net restored from its latest checkpoint (to look at a run still training)."""
     import tfsr.lut  # noqa: F401  (registers the layers)
 
-    model = keras.models.load_model(path, compile=False)
+    path = os.path.join(run_dir, "model.keras")
+    if os.path.isfile(path):
+        model = keras.models.load_model(path, compile=False)
+    elif os.path.isdir(os.path.join(run_dir, "checkpoints")):
+        from tfsr.training.snapshot import load_run_model
+
+        _, model, step = load_run_model(run_dir)
+        path = f"{run_dir} (checkpoint of step {step})"
+        if log is not None:
+            log(f"{run_dir} has no model.keras (not finished): using its checkpoint of step {step}")
+    else:
+        raise FileNotFoundError(
+            f"{path} not found and no checkpoints: is {run_dir!r} a train.py run?"
+        )
     try:
         return find_lut_net(model)
     except ValueError as e:
