@@ -20,8 +20,8 @@ Measured choices (Set5 / Set14 int8 loss against float at 1920x1080, ``python ex
 - Trained models (sesr_m5_x2, 60k steps; sesr_m5_relu_x2): mean min / max ranges lose 0.278 /
   0.120 dB (PReLU), as a few extreme feature values set the per-tensor steps; ranges from the
   99.99th percentile of the calibration activations are the starting point. A fake-quant study
-  on the ReLU model showed the rest split between kernel rounding (~0.09 dB alone) and the
-  activations (~0.05 dB, mostly the signed first, long-residual and last tensors).
+  on the ReLU model (Set5 -0.148 in all) put kernel rounding alone at -0.094 and the
+  activations alone at -0.114 dB, these mostly the signed first, long-residual and last tensors.
 - Reconstruction (:mod:`tfsr.quantization.reconstruct`, the default): activation ranges searched
   and kernels refitted and re-rounded against the float model's outputs on 8 calibration
   batches. sesr_m5_relu_x2: -0.089 / -0.046 (whole export 82 s, 2.9 GB peak); sesr_m5_x2
