@@ -168,7 +168,9 @@ def _range_configs(qat_model: keras.Model) -> list[configs.OutputRangeConfig]:
     ]
 
 
-def _range_vars(layer, name_part: str = "") -> tuple[tf.Variable, tf.Variable]:
+def range_vars(layer, name_part: str = "") -> tuple[tf.Variable, tf.Variable]:
+    """The (min, max) range variables of a quantized layer whose names hold ``name_part``
+    (``"output"``: its output range; ``"kernel"``: its kernel quantizer's)."""
     mins = [w for w in layer.weights if w.name.endswith("_min:0") and name_part in w.name]
     maxs = [w for w in layer.weights if w.name.endswith("_max:0") and name_part in w.name]
     if len(mins) != 1 or len(maxs) != 1:
@@ -183,7 +185,7 @@ def _fix_input_range(qat_model: keras.Model, low: float = 0.0, high: float = 1.0
     """Images enter in [0, 1]: the input quantizer's range is exactly that (step 1/255)."""
     for layer in qat_model.layers:
         if isinstance(layer, _QuantizeLayer):
-            lo, hi = _range_vars(layer)
+            lo, hi = range_vars(layer)
             lo.assign(low)
             hi.assign(high)
 
@@ -192,7 +194,7 @@ def _fix_output_ranges(qat_model: keras.Model) -> None:
     for layer in qat_model.layers:
         config = getattr(layer, "quantize_config", None)
         if isinstance(config, configs.OutputRangeConfig) and config.output_range is not None:
-            lo, hi = _range_vars(layer, "output")
+            lo, hi = range_vars(layer, "output")
             lo.assign(config.output_range[0])
             hi.assign(config.output_range[1])
 

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfsr.quantization import configs
+from tfsr.quantization import configs, qat
 
 INT8_MAX = 127  # per-channel symmetric, narrow range: kernels are integers in [-127, 127]
 COARSE_FACTORS = (0.6, 0.7, 0.8, 0.9, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6)
@@ -46,16 +46,12 @@ FINE_FACTORS = (0.96, 0.98, 1.02, 1.04)
 
 def _range_variables(qat_model: keras.Model) -> list[tuple[str, tf.Variable, tf.Variable]]:
     """``(layer name, min, max)`` of every learnt (not fixed) activation range."""
-    found = []
-    for layer in qat_model.layers:
-        config = getattr(layer, "quantize_config", None)
-        if isinstance(config, configs.OutputRangeConfig) and config.range_quantizers():
-            low = [w for w in layer.weights if w.name.endswith("output_min:0")]
-            high = [w for w in layer.weights if w.name.endswith("output_max:0")]
-            if len(low) != 1 or len(high) != 1:
-                raise ValueError(f"{layer.name}: expected one output range, got {layer.weights}")
-            found.append((layer.name, low[0], high[0]))
-    return found
+    return [
+        (layer.name, *qat.range_vars(layer, "output"))
+        for layer in qat_model.layers
+        if isinstance(getattr(layer, "quantize_config", None), configs.OutputRangeConfig)
+        and layer.quantize_config.range_quantizers()
+    ]
 
 
 def _as_batch(batches: Sequence) -> tf.Tensor:
@@ -254,8 +250,9 @@ def round_kernels(
         # The kernel quantizer's range (what inference-mode fake-quant and the converter use)
         # must be the new kernel's, or it would be rounded again on a stale grid.
         bound = np.max(np.abs(kernel), axis=(0, 1, 2))
-        _variable(wrapper, "kernel_min:0").assign(-bound)
-        _variable(wrapper, "kernel_max:0").assign(bound)
+        kernel_min, kernel_max = qat.range_vars(wrapper, "kernel")
+        kernel_min.assign(-bound)
+        kernel_max.assign(bound)
         if log is not None:
             log(f"{conv.name}: kernel refitted and rounded ({d} weights x {cout} channels)")
 
