@@ -387,14 +387,13 @@ def quantize_for_export(
 
     qat_model = qat.quantize_model(model)
     data = calibration_dataset(train_data, scale)
-    used = qat.calibrate_ranges(
-        qat_model, data.take(calibration_batches), percentile=range_percentile
-    )
+    calibration = list(data.take(calibration_batches))  # made once: reconstruction reuses them
+    used = qat.calibrate_ranges(qat_model, calibration, percentile=range_percentile)
     how = f"{range_percentile:g}th percentiles" if range_percentile else "mean min / max"
     log(f"calibrated activation ranges ({how}) on {used} batches of {train_data}")
     if reconstruct:
         start = time.perf_counter()
-        batches = list(data.take(min(calibration_batches, RECONSTRUCT_BATCHES)))
+        batches = calibration[:RECONSTRUCT_BATCHES]
         errors = _reconstruct.reconstruct(qat_model, model, batches)
         log(
             "reconstruction (ranges searched, kernels re-rounded) on "
