@@ -469,10 +469,12 @@ def _is_pretrained_name(spec: str) -> bool:
 
 
 def _load_pretrained(spec: str, scale) -> Upscaler:
-    from tfsr.models import pretrained, pretrained_entry
+    from tfsr.models import pretrained, pretrained_entry, pretrained_path
 
     entry = pretrained_entry(spec)
     scale = _resolve_scale(spec, scale, entry.scale)  # before loading the weights
+    if entry.filename.endswith(".npz"):  # collapsed SESR or LUT tables: told by the header
+        return _load_npz(pretrained_path(spec), scale, name=spec, model_scale=entry.scale)
     return KerasUpscaler(pretrained(spec), scale, name=spec, model_scale=entry.scale)
 
 
@@ -491,8 +493,10 @@ register_upscaler_kind(
 )
 
 
-def _load_npz(spec: str, scale) -> Upscaler:
-    """Shipped-format ``.npz`` files: collapsed SESR weights or LUT tables, told by the header."""
+def _load_npz(spec: str, scale, name: str | None = None, model_scale=None) -> Upscaler:
+    """Shipped-format ``.npz`` files: collapsed SESR weights or LUT tables, told by the header.
+
+    ``name`` and ``model_scale`` come from a pretrained entry when the file is a shipped one."""
     _require_path(spec)
     from tfsr.npz_header import read_npz_header
 
@@ -500,11 +504,13 @@ def _load_npz(spec: str, scale) -> Upscaler:
     if fmt == "tfsr-lut":
         from tfsr.lut import load_lut_upscaler
 
-        return load_lut_upscaler(spec, scale)
+        return load_lut_upscaler(spec, scale, name=name)
     if fmt == "tfsr-sesr":
         from tfsr.models.sesr import load_collapsed
 
-        return KerasUpscaler(load_collapsed(spec), scale, name=spec)
+        return KerasUpscaler(
+            load_collapsed(spec), scale, name=name or spec, model_scale=model_scale
+        )
     raise ValueError(f"{spec}: unknown .npz model format {fmt!r} (expected tfsr-sesr or tfsr-lut)")
 
 

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -19,8 +21,8 @@ from tfsr.lut import (
     save_lut_file,
     transfer,
 )
+from tfsr.lut.conversion import load_run_net, transfer_run
 from tfsr.lut.networks import functional_lut_net
-from tfsr.lut.transfer import load_run_net, transfer_run
 
 STAGES = [{"scale": 1, "patterns": "SY", "rc": True}, {"scale": 2, "patterns": "S", "rc": True}]
 
@@ -182,6 +184,21 @@ def test_finetune_lowers_the_loss_and_keeps_int8(tables):
         finetune(model, data, steps=-1)
 
 
+def test_finetune_decay_takes_smaller_steps_than_a_constant_rate(tables):
+    lr = _image(7, (2, 8, 8, 1))
+    data = tf.data.Dataset.from_tensors((lr, np.ones((2, 16, 16, 1), np.float32))).repeat()
+    moved = {}
+    for decay in (True, False):
+        model = LutModel.from_tables(tables)
+        finetune(model, data, steps=4, lr=0.5, decay=decay)
+        moved[decay] = sum(
+            float(np.abs(v.numpy() - tables.luts[f"lut_{n}"]).sum())
+            for v, n in zip(model.luts, model.names, strict=True)
+        )
+    # Adam moves an entry by about the rate each step: 4 steps of 0.5 vs a cosine from 0.5 to 0.
+    assert 0 < moved[True] < 0.8 * moved[False]
+
+
 def test_transfer_run(net, tmp_path):
     functional_lut_net(net).save(tmp_path / "model.keras")
     out = str(tmp_path / "out.npz")
@@ -192,6 +209,29 @@ def test_transfer_run(net, tmp_path):
         transfer_run(str(tmp_path / "nothing"), out)
     with pytest.raises(ValueError, match="no saved training config"):
         transfer_run(str(tmp_path), out, finetune_steps=1)
+
+
+def test_transfer_command_line(net, tmp_path):
+    functional_lut_net(net).save(tmp_path / "model.keras")
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "tfsr.lut.transfer", *args],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+            timeout=300,
+        )
+
+    out = tmp_path / "out.npz"
+    ok = run(f"--run={tmp_path}", f"--out={out}")
+    assert ok.returncode == 0, ok.stderr
+    assert "wrote" in ok.stdout and "3 4-D tables, 3 RC tables" in ok.stdout and out.is_file()
+    assert "RuntimeWarning" not in ok.stderr  # the module is not imported before it runs
+    missing = run(f"--run={tmp_path / 'nothing'}", f"--out={out}")
+    assert missing.returncode == 1 and "error:" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 def test_transfer_run_of_an_unfinished_run_uses_its_checkpoint(tmp_path):

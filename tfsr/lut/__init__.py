@@ -7,13 +7,13 @@ Importing this package registers the ``srlut_x4``, ``mulut_x4``, ``rclut_x4`` mo
 :mod:`tfsr.inference` opens LUT ``.npz`` files through :func:`load_lut_upscaler`.
 """
 
+from tfsr.lut.conversion import finetune, transfer, transfer_run
 from tfsr.lut.lut_file import LutFileError, LutTables, load_lut_file, save_lut_file
 from tfsr.lut.lut_model import LutModel
 from tfsr.lut.lut_unit import LutUnit
 from tfsr.lut.networks import MODEL_STAGES, LutNet, lut_net
 from tfsr.lut.patterns import PATTERNS, RC_WINDOWS
 from tfsr.lut.rc_module import RcModule
-from tfsr.lut.transfer import finetune, transfer, transfer_run
 from tfsr.lut.upscaler import LutUpscaler, load_lut_upscaler
 
 __all__ = [

@@ -187,6 +187,7 @@ def find_lut_net(model: keras.Model) -> LutNet:
 
 
 def _register() -> None:
+    from tfsr.models.pretrained import PretrainedEntry, register_pretrained
     from tfsr.models.registry import ModelSpec, model_names, register_model
 
     # The registry fills itself with the built-in names on first use; that must happen before
@@ -207,6 +208,22 @@ def _register() -> None:
                 description=description,
             )
         )
+    register_pretrained(
+        PretrainedEntry(
+            name="rclut_x4",
+            filename="rclut_x4.npz",
+            scale=4,
+            description="RC-LUT-style x4 look-up tables (the rclut_x4 net transferred and "
+            "fine-tuned), trained on the 291 set",
+            loader=_load_lut_model,
+        )
+    )
+
+
+def _load_lut_model(path: str) -> keras.Model:
+    from tfsr.lut.lut_model import LutModel
+
+    return LutModel.from_file(path)
 
 
 _register()

@@ -30,6 +30,6 @@ class LutUpscaler(Upscaler):
         return self.model.upscale(image[None])[0].numpy()
 
 
-def load_lut_upscaler(path: str, scale=None) -> LutUpscaler:
+def load_lut_upscaler(path: str, scale=None, name: str | None = None) -> LutUpscaler:
     """The upscaler of a LUT ``.npz`` file (what ``load_upscaler("model.npz")`` returns)."""
-    return LutUpscaler(path, scale)
+    return LutUpscaler(path, scale, name)

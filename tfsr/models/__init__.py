@@ -6,6 +6,7 @@ from tfsr.models.pretrained import (  # noqa: F401
     pretrained,
     pretrained_entry,
     pretrained_names,
+    pretrained_path,
     register_pretrained,
 )
 from tfsr.models.sesr import SESR_CONFIGS, collapse_model, init_from, sesr_model  # noqa: F401

@@ -63,14 +63,20 @@ def pretrained_entry(name: str) -> PretrainedEntry:
     return _REGISTRY[name]
 
 
-def pretrained(name: str) -> keras.Model:
-    """Loads the shipped model ``name`` (for example ``"sesr_m5_x2"``)."""
-    entry = pretrained_entry(name)
-    path = _path(entry)
+def pretrained_path(name: str) -> str:
+    """The file of the shipped model ``name``; FileNotFoundError when it is missing."""
+    path = _path(pretrained_entry(name))
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"pretrained model {name!r} is registered but its file {path} is missing"
         )
+    return path
+
+
+def pretrained(name: str) -> keras.Model:
+    """Loads the shipped model ``name`` (for example ``"sesr_m5_x2"``)."""
+    entry = pretrained_entry(name)
+    path = pretrained_path(name)
     if entry.loader is not None:
         return entry.loader(path)
     return keras.models.load_model(path, compile=False)
