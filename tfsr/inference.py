@@ -438,7 +438,8 @@ def _load_keras_model(path: str):
     import tf_keras as keras
 
     importlib.import_module("tfsr.layers")  # registers tfsr's serializable layers
-    importlib.import_module("tfsr.models")
+    # ... and every model family's own (the LUT nets' live in tfsr.lut, imported by this call).
+    importlib.import_module("tfsr.models.registry").model_names()
     try:
         return keras.models.load_model(path, compile=False)
     except (OSError, ValueError, TypeError) as error:

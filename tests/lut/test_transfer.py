@@ -229,6 +229,16 @@ def test_transfer_command_line(net, tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "wrote" in ok.stdout and "3 4-D tables, 3 RC tables" in ok.stdout and out.is_file()
     assert "RuntimeWarning" not in ok.stderr  # the module is not imported before it runs
+    # The saved net loads where nothing imported tfsr.lut first (its layers register then).
+    code = "from tfsr.inference import load_upscaler; print(load_upscaler(%r).scale)"
+    net_run = subprocess.run(
+        [sys.executable, "-c", code % str(tmp_path / "model.keras")],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        timeout=300,
+    )
+    assert net_run.returncode == 0 and float(net_run.stdout.split()[-1]) == 2, net_run.stderr
     missing = run(f"--run={tmp_path / 'nothing'}", f"--out={out}")
     assert missing.returncode == 1 and "error:" in missing.stderr
     assert "Traceback" not in missing.stderr

@@ -42,6 +42,9 @@ def _warn_once(message: str) -> None:
         warnings.warn(message, CompiledOpFallbackWarning, stacklevel=4)
 
 
+# Often first called while a tf.function traces a model: plain Python, not for AutoGraph (which
+# would warn that it cannot read the source of os.path.exists).
+@tf.autograph.experimental.do_not_convert
 def load(family: str):
     """The loaded op module of ``family``, or None when its pure-TF twin must be used."""
     if family in _libraries:
