@@ -154,9 +154,13 @@ def test_lut_net_save_load_and_shapes(tmp_path):
     assert all(g is not None for g in grads)  # RC modules too (straight-through rounding)
 
 
-@pytest.mark.parametrize("name,tables", [("srlut_x4", 1), ("mulut_x4", 6), ("rclut_x4", 3)])
-def test_registered_models(name, tables):
+@pytest.mark.parametrize(
+    "name,tables,filters",
+    [("srlut_x4", 1, 32), ("mulut_x4", 6, 32), ("rclut_x4", 3, 32), ("rclut_wide_x4", 3, 64)],
+)
+def test_registered_models(name, tables, filters):
     model = get_model_spec(name).build(scale=4)
     assert len(model.units) == tables
+    assert {unit.filters for unit in model.units} == {filters}
     assert model(np.zeros((1, 3, 3, 1), np.float32)).shape == (1, 12, 12, 1)
     assert lut_net("srlut", scale=2).scale == 2
