@@ -3,12 +3,11 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from tests.cli import run_python
 from tfsr import evaluation, metrics
 from tfsr.data import imresize, io, modcrop, to_uint8
 from tfsr.inference import BicubicUpscaler, Upscaler
@@ -99,16 +98,8 @@ def test_errors(shared_data, tmp_path):
 
 
 def _run_cli(*args):
-    """Runs ``python -m tfsr.evaluate ARGS`` as a user would (CLI modules define absl flags at
-    import, so tests never import them in-process)."""
-    return subprocess.run(
-        [sys.executable, "-m", "tfsr.evaluate", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        timeout=300,
-    )
+    """Runs ``python -m tfsr.evaluate ARGS`` as a user would."""
+    return run_python("-m", "tfsr.evaluate", *args)
 
 
 def test_main_prints_table_and_json(hr_only, shared_data):
@@ -150,15 +141,7 @@ def test_main_user_errors_exit_with_one_line(args, message):
 
 def test_command_line_error_has_no_traceback(tmp_path):
     # One real process: what a user sees (sys.exit with a message: status 1, one stderr line).
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run(
-        [sys.executable, "-m", "tfsr.evaluate", f"--data={tmp_path / 'missing'}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        timeout=120,
-    )
+    proc = run_python("-m", "tfsr.evaluate", f"--data={tmp_path / 'missing'}", timeout=120)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (

@@ -1,8 +1,6 @@
 """Tests for export.py and tfsr.quantization.export (load, convert, verify, clear errors)."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,12 +8,11 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
+from tests.cli import run_python
 from tfsr.evaluation import evaluate
 from tfsr.inference import KerasUpscaler, TFLiteUpscaler
 from tfsr.models.sesr import sesr
 from tfsr.quantization import export
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +129,7 @@ def test_handler_registry_replaces_by_name():
 
 
 def test_script_reports_one_line_and_fails(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "export.py", "--model=missing.keras", f"--out={tmp_path}/m.tflite"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python("export.py", "--model=missing.keras", f"--out={tmp_path}/m.tflite")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "export.py: error: model file 'missing.keras' does not exist"

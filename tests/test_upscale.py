@@ -1,18 +1,15 @@
 """tfsr.upscaling and python -m tfsr.upscale: tiling exactness, image kinds, safety, errors."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from tests.cli import run_python
 from tfsr.data.io import read_image, write_image
 from tfsr.inference import BicubicUpscaler, KerasUpscaler
 from tfsr.models import collapse_model, sesr_model
 from tfsr.upscaling import plan_outputs, run_tiled, upscale_files, upscale_image
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -110,20 +107,10 @@ def test_upscale_files_reports_bad_files_and_refuses_to_overwrite(tmp_path):
 
 def test_cli(tmp_path):
     write_image(str(tmp_path / "x.png"), _photo(10, 10))
-    run = [sys.executable, "-m", "tfsr.upscale", "--model=bicubic", "--scale=2"]
-    ok = subprocess.run(
-        run + [str(tmp_path / "x.png"), f"--out={tmp_path / 'o'}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    run = ["-m", "tfsr.upscale", "--model=bicubic", "--scale=2"]
+    ok = run_python(*run, str(tmp_path / "x.png"), f"--out={tmp_path / 'o'}")
     assert ok.returncode == 0, ok.stderr
     assert read_image(str(tmp_path / "o" / "x.png")).shape == (20, 20, 3)
-    same = subprocess.run(
-        run + [str(tmp_path / "x.png"), f"--out={tmp_path}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    same = run_python(*run, str(tmp_path / "x.png"), f"--out={tmp_path}")
     assert same.returncode != 0
     assert "is an input image" in same.stderr and "Traceback" not in same.stderr

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
@@ -11,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import tfsr.lut  # noqa: F401  (registers the .npz upscaler kind)
+from tests.cli import run_python
 from tfsr.inference import load_upscaler
 from tfsr.lut import (
     LutFileError,
@@ -215,14 +214,7 @@ def test_transfer_command_line(net, tmp_path):
     functional_lut_net(net).save(tmp_path / "model.keras")
 
     def run(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "tfsr.lut.transfer", *args],
-            capture_output=True,
-            text=True,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-            timeout=300,
-        )
+        return run_python("-m", "tfsr.lut.transfer", *args)
 
     out = tmp_path / "out.npz"
     ok = run(f"--run={tmp_path}", f"--out={out}")
@@ -231,13 +223,7 @@ def test_transfer_command_line(net, tmp_path):
     assert "RuntimeWarning" not in ok.stderr  # the module is not imported before it runs
     # The saved net loads where nothing imported tfsr.lut first (its layers register then).
     code = "from tfsr.inference import load_upscaler; print(load_upscaler(%r).scale)"
-    net_run = subprocess.run(
-        [sys.executable, "-c", code % str(tmp_path / "model.keras")],
-        capture_output=True,
-        text=True,
-        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        timeout=300,
-    )
+    net_run = run_python("-c", code % str(tmp_path / "model.keras"))
     assert net_run.returncode == 0 and float(net_run.stdout.split()[-1]) == 2, net_run.stderr
     missing = run(f"--run={tmp_path / 'nothing'}", f"--out={out}")
     assert missing.returncode == 1 and "error:" in missing.stderr

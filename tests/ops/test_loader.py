@@ -1,8 +1,6 @@
 """The compiled-op loader: compiled library, forced twin (TFSR_PURE_TF=1), missing or broken .so."""
 
 import os
-import subprocess
-import sys
 import textwrap
 import warnings
 
@@ -10,10 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.cli import run_python
 from tfsr.ops import _loader, custom_ops_available
 from tfsr.ops.meta_upscale import meta_upscale, meta_upscale_twin
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Runs in a fresh process: which implementation runs, and every warning raised.
 _PROBE = textwrap.dedent("""
@@ -40,10 +37,7 @@ _ALL_ONES_TOTAL = 2.0 * 14 * 14
 
 
 def _probe(**env):
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env}
-    proc = subprocess.run(
-        [sys.executable, "-c", _PROBE], capture_output=True, text=True, env=full_env, cwd=ROOT
-    )
+    proc = run_python("-c", _PROBE, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     available, uses_op, total, warned = proc.stdout.split()[-4:]
     return available == "True", uses_op == "True", float(total), int(warned)

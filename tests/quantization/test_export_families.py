@@ -7,8 +7,6 @@ equals the arbitrary-scale model at its scale.
 """
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,12 +14,12 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
+from tests.cli import run_python
 from tfsr.models.meta_sesr import fixed_scale_meta_sesr, meta_sesr
 from tfsr.models.sesr_dysample import sesr_dysample
 from tfsr.quantization import export
 from tfsr.quantization.convert import non_builtin_ops
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INPUT_HW = (12, 16)
 
 
@@ -181,24 +179,17 @@ def test_qat_and_other_scales_are_refused_for_dysample(model_files, tmp_path):
 
 def test_script_exports_meta_at_a_scale(model_files, tmp_path):
     out = tmp_path / "meta.tflite"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "export.py",
-            f"--model={model_files['paths']['meta']}",
-            "--scale_v=2",
-            "--scale_h=3",
-            f"--out={out}",
-            "--quantize=none",
-            "--io_dtype=float32",
-            f"--input_height={INPUT_HW[0]}",
-            f"--input_width={INPUT_HW[1]}",
-            "--val_data=none",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_python(
+        "export.py",
+        f"--model={model_files['paths']['meta']}",
+        "--scale_v=2",
+        "--scale_h=3",
+        f"--out={out}",
+        "--quantize=none",
+        "--io_dtype=float32",
+        f"--input_height={INPUT_HW[0]}",
+        f"--input_width={INPUT_HW[1]}",
+        "--val_data=none",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     detail = Interpreter(model_path=str(out)).get_output_details()[0]
