@@ -17,16 +17,15 @@ interpolation, then rounds them back to int8.
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-from tqdm.auto import tqdm
 
 from tfsr.lut.lut_file import LutTables, save_lut_file
 from tfsr.lut.lut_model import LutModel
 from tfsr.lut.networks import LutNet, find_lut_net
+from tfsr.progress import step_bar
 
 
 def transfer(net: LutNet, interval: int = 16) -> LutTables:
@@ -95,13 +94,7 @@ def finetune(
         return loss
 
     losses = []
-    bar = tqdm(
-        total=steps,
-        desc="LUT fine-tuning",
-        unit="step",
-        disable=not progress,
-        mininterval=1.0 if sys.stderr.isatty() else 60.0,  # a log file keeps every refresh
-    )
+    bar = step_bar(steps, "LUT fine-tuning", enabled=progress)
     with bar:
         for lr_batch, hr_batch in dataset.take(steps):
             losses.append(float(step(lr_batch, hr_batch)))

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-from tqdm.auto import tqdm
 
 from tfsr.models.registry import get_model_spec
+from tfsr.progress import step_bar
 from tfsr.training.config import (
     ConfigMismatchError,
     TrainConfig,
@@ -219,15 +218,11 @@ def _run_steps(trainer: Trainer, stop: StopRequest, progress: bool) -> bool:
     batches = iter(distributed)
     multi_scale = trainer.spec.multi_scale
     train_step = trainer.make_train_step(distributed.element_spec if multi_scale else None)
-    bar = tqdm(
-        total=config.steps,
+    bar = step_bar(
+        config.steps,
+        config.model if multi_scale else f"{config.model} x{config.scale}",
+        enabled=progress,
         initial=int(trainer.step.numpy()),
-        desc=config.model if multi_scale else f"{config.model} x{config.scale}",
-        unit="step",
-        disable=not progress,
-        dynamic_ncols=True,
-        # In a log file every refresh is kept: refresh rarely there.
-        mininterval=1.0 if sys.stderr.isatty() else 60.0,
     )
     window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
     with bar:
