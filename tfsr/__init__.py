@@ -15,17 +15,21 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 __version__ = "0.1.0"
 
+# The library's modules. The command lines (``python -m tfsr.evaluate``, ``tfsr.upscale``,
+# ``tfsr.lut.transfer``) define absl flags when imported, so they are not among them.
 _SUBMODULES = (
     "data",
-    "evaluate",
+    "evaluation",
+    "inference",
     "layers",
+    "lut",
     "metrics",
     "models",
     "ops",
     "quantization",
     "testing",
     "training",
-    "upscale",
+    "upscaling",
 )
 
 

@@ -7,8 +7,20 @@ files load with ``allow_pickle=False`` and the header needs no string dtype.
 from __future__ import annotations
 
 import json
+import os
+import zipfile
+import zlib
 
 import numpy as np
+
+
+class NpzReadError(ValueError):
+    """A file that is not a readable tfsr ``.npz``; ``reason`` says why, without the path."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path} is not a tfsr .npz model: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 def encode_header(header: dict) -> np.ndarray:
@@ -24,12 +36,44 @@ def decode_header(array: np.ndarray) -> dict:
     return header
 
 
+def read_npz(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """The header and the other arrays of a tfsr ``.npz`` file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        NpzReadError: (a ValueError naming the file) anything that is not a readable tfsr ``.npz``: not a zip,
+            truncated or corrupted bytes (the zip's CRC-32), no ``header`` array, or a header that
+            is not a JSON object.
+    """
+    return _read(path, with_arrays=True)
+
+
 def read_npz_header(path: str) -> dict:
-    """The header of a tfsr ``.npz`` file; ValueError naming the file when it has none."""
+    """The header of a tfsr ``.npz`` file (the other arrays are not read); errors as
+    :func:`read_npz`."""
+    return _read(path, with_arrays=False)[0]
+
+
+def _read(path: str, with_arrays: bool) -> tuple[dict, dict[str, np.ndarray]]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return decode_header(data["header"])
-    except (OSError, ValueError, KeyError, UnicodeDecodeError) as error:
-        raise ValueError(
-            f"{path} is not a tfsr .npz model (no readable header): {error}"
-        ) from error
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a lone .npy array
+            raise ValueError("it holds one array, not a zip of named arrays")
+        with data:
+            raw = data["header"] if "header" in data.files else None
+            names = [n for n in data.files if n != "header"] if with_arrays else []
+            arrays = {name: data[name] for name in names}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+        reason = (
+            f"cannot read it as .npz ({type(error).__name__}: {error}); corrupted or truncated?"
+        )
+        raise NpzReadError(path, reason) from error
+    if raw is None:
+        raise NpzReadError(path, "no 'header' array")
+    try:
+        header = decode_header(raw)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise NpzReadError(path, f"its header is not a JSON object ({error})") from error
+    return header, arrays

@@ -134,6 +134,16 @@ def test_mismatched_files_are_clear_errors(lut_path, tmp_path):
         ({"header": {**header, "scale": 3}}, "header scale 3 but the stages make x2"),
         ({"header": {**header, "interval": 12}}, "power of two"),
         ({"drop": ["header"]}, "no 'header' array"),
+        (
+            {"header": {**header, "arrays": {"lut_0_S": {"shape": [83521, 1]}}}},
+            "'arrays' must map each array name to",
+        ),
+        ({"header": {**header, "arrays": [1]}}, "'arrays' must map each array name to"),
+        (
+            {"header": {**header, "stages": [{**header["stages"][0], "rc": "false"}]}},
+            "rc must be true or false, got 'false'",
+        ),
+        ({"header": [header]}, "its header is not a JSON object"),
     ]
     for i, (change, message) in enumerate(cases):
         path = _rewrite(lut_path, tmp_path / f"bad{i}.npz", **change)
@@ -150,6 +160,14 @@ def test_pickled_object_arrays_are_refused(lut_path, tmp_path):
     path = _rewrite(lut_path, tmp_path / "pickled.npz", replace={"lut_0_S": np.array([{}], object)})
     with pytest.raises(LutFileError, match="not a valid tfsr LUT file"):
         load_lut_file(path)
+
+
+def test_load_upscaler_on_a_truncated_lut_file_is_a_clear_error(lut_path, tmp_path):
+    data = open(lut_path, "rb").read()
+    bad = tmp_path / "truncated.npz"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated.npz .*corrupted or truncated"):
+        load_upscaler(str(bad))
 
 
 def test_load_upscaler_finds_lut_files(tables, lut_path):

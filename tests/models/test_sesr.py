@@ -301,8 +301,19 @@ def test_save_and_load_collapsed(tmp_path):
     with pytest.raises(ValueError, match="do not fit SESR-M3 x2|layer .*"):
         load_collapsed(str(tmp_path / "x2.npz"))
     (tmp_path / "junk.npz").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="is not a tfsr SESR weights file"):
+    with pytest.raises(ValueError, match="is not a tfsr SESR weights file: cannot read it as .npz"):
         load_collapsed(str(tmp_path / "junk.npz"))
+    whole = (tmp_path / "v9.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(
+        ValueError, match="truncated.npz is not a tfsr SESR .*corrupted or truncated"
+    ):
+        load_collapsed(str(tmp_path / "truncated.npz"))
+    np.save(str(tmp_path / "lone.npy"), np.zeros(3))
+    with pytest.raises(ValueError, match="holds one array, not a zip of named arrays"):
+        load_collapsed(str(tmp_path / "lone.npy"))
+    with pytest.raises(FileNotFoundError, match="missing.npz does not exist"):
+        load_collapsed(str(tmp_path / "missing.npz"))
 
 
 def test_init_from_body_only_starts_sesr_dysample_from_sesr():

@@ -102,6 +102,39 @@ def test_x4_starts_from_x2_run(tmp_path):
     assert x2.completed
 
 
+def test_x4_starts_from_a_run_still_training(tmp_path):
+    train(_config(tmp_path / "x2", steps=3, checkpoint_every=3), progress=False)
+    os.remove(tmp_path / "x2" / "run" / "model.keras")  # not finished: checkpoints only
+    trainer = Trainer(
+        _config(tmp_path / "x4", scale=4, steps=3, init_from=str(tmp_path / "x2" / "run"))
+    )
+    src = Trainer(_config(tmp_path / "x2", steps=3)).model
+    first = next(layer for layer in src.layers if layer.weights)
+    for a, b in zip(first.weights, trainer.model.get_layer(first.name).weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_init_from_a_file_that_is_no_model_is_a_clear_error(tmp_path):
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="init_from=.*junk.keras: neither a training run folder"):
+        Trainer(_config(tmp_path, steps=3, init_from=str(junk)))
+
+
+def test_diverged_loss_saves_nothing_and_resume_starts_before_it(tmp_path):
+    train(_config(tmp_path, steps=2, checkpoint_every=2), progress=False)
+    with pytest.raises(FloatingPointError, match="nothing was saved .last checkpoint: step 2."):
+        train(_config(tmp_path, steps=50, checkpoint_every=100, lr=1e30), progress=False)
+    resumed = Trainer(_config(tmp_path, steps=50))
+    assert resumed.resumed_from == 2
+    assert all(np.isfinite(w).all() for w in _weights(resumed.model))
+
+
+def test_run_stopped_before_its_first_checkpoint_can_change_configuration(tmp_path):
+    Trainer(_config(tmp_path, steps=3))  # writes train_config.json, no checkpoint
+    assert Trainer(_config(tmp_path, model="sesr_m5", steps=3)).resumed_from == 0
+
+
 def _start(out_dir, steps, every):
     cmd = [
         sys.executable,

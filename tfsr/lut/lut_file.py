@@ -18,16 +18,14 @@ mis-shaped arrays; every failure is a :class:`LutFileError` (a ValueError) namin
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from tfsr.lut.networks import normalize_stages, total_scale
 from tfsr.lut.patterns import RC_WINDOWS, ROTATIONS
-from tfsr.npz_header import decode_header, encode_header
+from tfsr.npz_header import NpzReadError, encode_header, read_npz
 from tfsr.ops.lut_interp import lut_side
 
 FORMAT = "tfsr-lut"
@@ -133,24 +131,12 @@ def load_lut_file(path: str) -> LutTables:
             format or version, missing/extra/mis-shaped arrays.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"LUT file {path!r} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
-        _fail(path, f"cannot read it as .npz ({type(e).__name__}: {e}); corrupted or truncated?")
-    if "header" not in arrays:
-        _fail(path, "no 'header' array")
-    try:
-        header = decode_header(arrays.pop("header"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        _fail(path, f"header is not JSON ({e})")
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        _fail(
-            path,
-            f"header format is {header.get('format') if isinstance(header, dict) else header!r}, expected {FORMAT!r}",
-        )
+        header, arrays = read_npz(path)
+    except NpzReadError as e:
+        _fail(path, e.reason)
+    if header.get("format") != FORMAT:
+        _fail(path, f"header format is {header.get('format')!r}, expected {FORMAT!r}")
     if header.get("version") != VERSION:
         _fail(path, f"format version {header.get('version')!r}; this tfsr reads version {VERSION}")
     if header.get("rotations") != ROTATIONS:
@@ -169,7 +155,15 @@ def load_lut_file(path: str) -> LutTables:
     )
     if header.get("scale") != tables.scale:
         _fail(path, f"header scale {header.get('scale')!r} but the stages make x{tables.scale}")
-    listed = {n: (tuple(v["shape"]), v["dtype"]) for n, v in header.get("arrays", {}).items()}
+    listed_arrays = header.get("arrays")
+    try:
+        listed = {n: (tuple(v["shape"]), v["dtype"]) for n, v in listed_arrays.items()}
+    except (AttributeError, KeyError, TypeError):
+        _fail(
+            path,
+            "the header's 'arrays' must map each array name to {'shape': [...], 'dtype': ...}, "
+            f"got {str(listed_arrays)[:200]}",
+        )
     if listed != tables.expected_arrays():
         _fail(path, "the header's array list does not match its stages")
     tables.check(where=path)

@@ -37,6 +37,8 @@ def normalize_stages(stages) -> list[dict]:
         if unknown:
             raise ValueError(f"stage {i}: unknown keys {sorted(unknown)}")
         rc = stage.get("rc", False)
+        if not isinstance(rc, bool):
+            raise ValueError(f"stage {i}: rc must be true or false, got {rc!r}")
         out.append({"scale": int(scale), "patterns": str(patterns), "rc": bool(rc)})
     return out
 

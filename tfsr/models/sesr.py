@@ -17,7 +17,7 @@ import tf_keras as keras
 
 from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
 from tfsr.layers.pixel_shuffle import PixelShuffle
-from tfsr.npz_header import decode_header, encode_header
+from tfsr.npz_header import NpzReadError, encode_header, read_npz
 
 # The paper's configurations: f features, m 3x3 blocks, p expanded features.
 SESR_CONFIGS: dict[str, dict[str, int]] = {
@@ -413,14 +413,14 @@ def load_collapsed(path: str) -> keras.Model:
     """Rebuilds the inference model written by :func:`save_collapsed`.
 
     Raises:
-        ValueError: not such a file, another format version, or weights that do not fit.
+        FileNotFoundError: no such file.
+        ValueError: not a readable tfsr .npz (corrupted, truncated, no header), another format
+            or version, or weights that do not fit.
     """
     try:
-        with np.load(path, allow_pickle=False) as data:
-            header = decode_header(data["header"])
-            arrays = {k: data[k] for k in data.files if k != "header"}
-    except (OSError, ValueError, KeyError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not a tfsr SESR weights file: {error}") from error
+        header, arrays = read_npz(path)
+    except NpzReadError as error:
+        raise ValueError(f"{path} is not a tfsr SESR weights file: {error.reason}") from error
     if header.get("format") != "tfsr-sesr" or header.get("version") != SHIPPED_FORMAT_VERSION:
         raise ValueError(
             f"{path}: expected format tfsr-sesr version {SHIPPED_FORMAT_VERSION}, got "

@@ -18,6 +18,7 @@ def run_from_config(config: TrainConfig) -> int:
     user_errors = (
         ConfigMismatchError,
         FileNotFoundError,
+        FloatingPointError,
         ImageReadError,
         SourceUnavailableError,
         ValueError,

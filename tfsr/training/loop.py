@@ -22,6 +22,7 @@ from tfsr.training.config import (
 )
 from tfsr.training.schedules import WarmupSchedule
 from tfsr.training.signals import StopRequest
+from tfsr.training.snapshot import load_run_model
 
 log = logging.getLogger("tfsr.training")
 
@@ -70,19 +71,19 @@ def _load_init_weights(model: keras.Model, source: str) -> None:
     """Starts ``model`` from the compatible weights of a run folder or a saved model."""
     from tfsr.models.sesr import init_from
 
-    if os.path.isdir(source) and os.path.exists(os.path.join(source, INFERENCE_MODEL_FILENAME)):
-        saved = load_saved_config(source)
-        if saved is None:
-            raise ValueError(f"--init_from={source}: no train_config.json in that folder")
-        spec = get_model_spec(saved.model)
-        donor = spec.build(scale=saved.scale, activation=saved.activation)
-        ckpt_dir = os.path.join(source, "checkpoints")
-        latest = tf.train.latest_checkpoint(ckpt_dir)
-        if latest is None:
-            raise ValueError(f"--init_from={source}: no checkpoint in {ckpt_dir}")
-        tf.train.Checkpoint(model=donor).restore(latest).expect_partial()
+    if load_saved_config(source) is not None:  # a run folder, finished or still training
+        try:
+            _, donor, _ = load_run_model(source)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"--init_from={source}: {error}") from error
     elif os.path.exists(source):
-        donor = keras.models.load_model(source, compile=False)
+        try:
+            donor = keras.models.load_model(source, compile=False)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"--init_from={source}: neither a training run folder (no train_config.json) "
+                f"nor a Keras model file ({str(error).splitlines()[0]})"
+            ) from error
     else:
         raise FileNotFoundError(f"--init_from={source}: no such file or folder")
     names = {layer.name for layer in model.layers if layer.weights}
@@ -112,7 +113,10 @@ class Trainer:
         self.spec = get_model_spec(config.model)
         self.ckpt_dir = os.path.join(config.out_dir, "checkpoints")
         saved = load_saved_config(config.out_dir)
-        self.notes = check_resumable(saved, config) if saved is not None else []
+        # A run stopped before its first checkpoint left only its configuration: nothing to
+        # resume, so any configuration may start afresh there.
+        resumable = saved is not None and tf.train.latest_checkpoint(self.ckpt_dir) is not None
+        self.notes = check_resumable(saved, config) if resumable else []
 
         _set_precision(config.mixed_precision)
         keras.utils.set_random_seed(config.seed)
@@ -235,10 +239,13 @@ def _run_steps(trainer: Trainer, stop: StopRequest, progress: bool) -> bool:
             window_steps += 1
             loss_sum += loss
             if not np.isfinite(loss):
-                trainer.save_checkpoint()
+                # The step has already written non-finite weights: save nothing, so that a rerun
+                # resumes from the last checkpoint, from before the divergence.
+                latest = trainer.manager.latest_checkpoint
+                kept = f"step {latest.rsplit('-', 1)[1]}" if latest else "none yet"
                 raise FloatingPointError(
-                    f"loss became {loss} at step {step}; the last checkpoint is kept, "
-                    "try a lower --lr"
+                    f"loss became {loss} at step {step}; nothing was saved (last checkpoint: "
+                    f"{kept}): rerun with a lower --lr to resume from before the divergence"
                 )
             if window_steps >= 20 or step == config.steps:
                 elapsed = max(time.perf_counter() - window_start, 1e-9)
