@@ -91,12 +91,17 @@ def test_file_round_trip(tables, lut_path):
     assert header["arrays"]["lut_1_S"] == {"shape": [83521, 4], "dtype": "int8"}
 
 
-def test_truncated_file_is_a_clear_error(lut_path, tmp_path):
+@pytest.fixture
+def truncated_lut(lut_path, tmp_path):
     data = open(lut_path, "rb").read()
     bad = tmp_path / "truncated.npz"
     bad.write_bytes(data[: len(data) // 2])
+    return str(bad)
+
+
+def test_truncated_file_is_a_clear_error(truncated_lut):
     with pytest.raises(LutFileError, match="not a valid tfsr LUT file.*corrupted or truncated"):
-        load_lut_file(str(bad))
+        load_lut_file(truncated_lut)
 
 
 def test_corrupted_file_is_a_clear_error(lut_path, tmp_path):
@@ -162,12 +167,9 @@ def test_pickled_object_arrays_are_refused(lut_path, tmp_path):
         load_lut_file(path)
 
 
-def test_load_upscaler_on_a_truncated_lut_file_is_a_clear_error(lut_path, tmp_path):
-    data = open(lut_path, "rb").read()
-    bad = tmp_path / "truncated.npz"
-    bad.write_bytes(data[: len(data) // 2])
+def test_load_upscaler_on_a_truncated_lut_file_is_a_clear_error(truncated_lut):
     with pytest.raises(ValueError, match="truncated.npz .*corrupted or truncated"):
-        load_upscaler(str(bad))
+        load_upscaler(truncated_lut)
 
 
 def test_load_upscaler_finds_lut_files(tables, lut_path):
