@@ -9,7 +9,7 @@ to uint8 (the way the LR files were made).
 
 The protocol (``../shared/data/README.md``): models with a Y input, and bicubic, run on Y of the
 LR image and their output is rounded to uint8; RGB models run on RGB, rounded to uint8, and Y is
-taken from the result. PSNR and SSIM are measured on Y after cropping ``crop_border`` pixels
+taken from the result (from a grey image's, its grey value: see :func:`super_resolve`). PSNR and SSIM are measured on Y after cropping ``crop_border`` pixels
 (default: the scale, rounded up) from every side; a single-channel (grey) image is its own Y, as
 in the scripts that produced the published tables (see :mod:`tfsr.metrics`).
 """
@@ -105,10 +105,16 @@ def super_resolve(upscaler: Upscaler, lr: np.ndarray) -> np.ndarray:
 
     Returns:
         uint8 Y (sH, sW) for Y-input models and bicubic (grey LR is used as Y as it is),
-        uint8 RGB (sH, sW, 3) for RGB models.
+        uint8 RGB (sH, sW, 3) for RGB models; for a grey LR, an RGB model's (rounded) output
+        made grey again: 0.299 R + 0.587 G + 0.114 B, rounded. That is BT.601 Y on the full
+        0..255 scale, the scale a grey image is measured on (Y's own 16..235 would shrink the
+        errors and add 1.3 dB).
     """
     if upscaler.channels == 3:
-        return to_uint8(upscaler.upscale_rgb(_to_rgb(lr) / 255.0) * 255.0)
+        rgb = to_uint8(upscaler.upscale_rgb(_to_rgb(lr) / 255.0) * 255.0)
+        if lr.ndim == 3:
+            return rgb
+        return to_uint8((metrics.y_channel(rgb) - 16.0) * (255.0 / 219.0))
     y = metrics.y_channel(lr) / 255.0
     return to_uint8(upscaler.upscale_y(y)[..., 0] * 255.0)
 
@@ -154,8 +160,6 @@ def evaluate(
     ):
         hr = modcrop(read_eval_image(hr_path), scale)
         lr = read_eval_image(lr_path) if lr_path else imresize(hr, (1.0 / sv, 1.0 / sh))
-        if upscaler.channels == 3:
-            hr = _to_rgb(hr)
         sr = super_resolve(upscaler, lr)
         if sr.shape[:2] != hr.shape[:2]:
             raise ValueError(
