@@ -248,6 +248,11 @@ def test_transfer_command_line(net, tmp_path):
     missing = run(f"--run={tmp_path / 'nothing'}", f"--out={out}")
     assert missing.returncode == 1 and "error:" in missing.stderr
     assert "Traceback" not in missing.stderr
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.keras").write_bytes(b"not a model")
+    broken = run(f"--run={tmp_path / 'broken'}", f"--out={out}")
+    assert broken.returncode == 1 and "model.keras cannot be loaded" in broken.stderr
+    assert "Traceback" not in broken.stderr
 
 
 def test_transfer_run_of_an_unfinished_run_uses_its_checkpoint(tmp_path):

@@ -111,7 +111,10 @@ def load_run_net(run_dir: str, log=print) -> LutNet:
 
     path = os.path.join(run_dir, "model.keras")
     if os.path.isfile(path):
-        model = keras.models.load_model(path, compile=False)
+        try:
+            model = keras.models.load_model(path, compile=False)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path} cannot be loaded ({str(e).splitlines()[0]})") from e
     elif os.path.isdir(os.path.join(run_dir, "checkpoints")):
         from tfsr.training.snapshot import load_run_model
 
