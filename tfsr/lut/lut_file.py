@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tfsr.atomic_file import atomic_output
 from tfsr.lut.networks import normalize_stages, total_scale
 from tfsr.lut.patterns import RC_WINDOWS, ROTATIONS
 from tfsr.npz_header import NpzReadError, encode_header, read_npz
@@ -113,9 +114,8 @@ def save_lut_file(path: str, tables: LutTables) -> None:
     """Writes ``tables`` to ``path`` (a ``.npz``), atomically."""
     tables.check()
     header = encode_header(tables.header())
-    tmp = f"{path}.tmp.npz"
-    np.savez_compressed(tmp, header=header, **tables.arrays())
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:  # a file: no ".npz" appended
+        np.savez_compressed(f, header=header, **tables.arrays())
 
 
 def _fail(path, message):

@@ -91,9 +91,7 @@ class LutModel(keras.Model):
         """The current tables; 4-D entries rounded (half away from zero) to int8 in [-127, 127]."""
         tables = LutTables(stages=self.stages, interval=self.interval)
         for i, name in enumerate(self.names):
-            v = self.luts[i].numpy()
-            v = np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5), -UNIT_RANGE, UNIT_RANGE)
-            tables.luts[f"lut_{name}"] = v.astype(np.int8)
+            tables.luts[f"lut_{name}"] = _int8(self.luts[i]).numpy()
             if self.rcs[i] is not None:
                 tables.rcs[f"rc_{name}"] = self.rcs[i].numpy().astype(np.float32)
         return tables

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import tf_keras as keras
 
+from tfsr.atomic_file import atomic_output
 from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
 from tfsr.layers.pixel_shuffle import PixelShuffle
 from tfsr.npz_header import NpzReadError, encode_header, read_npz
@@ -385,7 +386,6 @@ def save_collapsed(model: keras.Model, path: str, *, variant: str, activation: s
     The file holds one array per weight, named ``layer/index``, and ``header``: JSON with the
     format version, variant, scale and activation. :func:`load_collapsed` rebuilds the model.
     """
-    import os
 
     inference = collapse_model(model) if _has_blocks(model) else model
     arrays = {
@@ -400,9 +400,8 @@ def save_collapsed(model: keras.Model, path: str, *, variant: str, activation: s
         "scale": _scale(model),
         "activation": activation,
     }
-    tmp = path + ".tmp.npz"
-    np.savez_compressed(tmp, header=encode_header(header), **arrays)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:  # a file: no ".npz" appended
+        np.savez_compressed(f, header=encode_header(header), **arrays)
 
 
 def _has_blocks(model: keras.Model) -> bool:

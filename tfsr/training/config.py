@@ -7,6 +7,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from tfsr.atomic_file import atomic_output
+
 # Fields that decide the variables in a checkpoint (model architecture, optimizer wrapping). A
 # checkpoint written under other values cannot be resumed: `check_resumable` raises.
 ARCHITECTURE_FIELDS = ("model", "scale", "activation", "mixed_precision")
@@ -132,10 +134,8 @@ class TrainConfig:
         """Writes ``train_config.json`` into ``out_dir`` atomically."""
         os.makedirs(out_dir, exist_ok=True)
         path = os.path.join(out_dir, CONFIG_FILENAME)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
+        with atomic_output(path) as tmp, open(tmp, "w") as f:
             json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
 
 
 def load_saved_config(out_dir: str) -> TrainConfig | None:

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from tfsr.atomic_file import atomic_output
 from tfsr.models.registry import get_model_spec
 from tfsr.progress import step_bar
 from tfsr.training.config import (
@@ -293,9 +294,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     result.completed = True
     inference = trainer.spec.inference_model(trainer.model)
     path = os.path.join(config.out_dir, INFERENCE_MODEL_FILENAME)
-    tmp = path[: -len(".keras")] + ".tmp.keras"
-    inference.save(tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        inference.save(tmp)
     result.inference_model_path = path
 
     from tfsr.training.data import final_evaluation
@@ -304,7 +304,6 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     with writer.as_default():
         tf.summary.scalar("val/psnr", result.metrics["psnr"], step=result.step)
     results_path = os.path.join(config.out_dir, RESULTS_FILENAME)
-    with open(results_path + ".tmp", "w") as f:
+    with atomic_output(results_path) as tmp, open(tmp, "w") as f:
         json.dump({"step": result.step, **result.metrics}, f, indent=2)
-    os.replace(results_path + ".tmp", results_path)
     return result

@@ -17,6 +17,7 @@ import os
 import tensorflow as tf
 import tf_keras as keras
 
+from tfsr.atomic_file import atomic_output
 from tfsr.models.registry import get_model_spec
 from tfsr.training.config import TrainConfig, load_saved_config
 
@@ -63,9 +64,8 @@ def write_snapshot(run_dir: str, out: str) -> str:
         if not out.endswith(".keras"):
             raise ValueError(f"{config.model} runs are shipped as .keras, got {out!r}")
         inference = get_model_spec(config.model).inference_model(model)
-        tmp = out[: -len(".keras")] + ".tmp.keras"
-        inference.save(tmp)
-        os.replace(tmp, out)
+        with atomic_output(out) as tmp:
+            inference.save(tmp)
     return f"{out}: {config.model} x{config.scale}, step {step}"
 
 

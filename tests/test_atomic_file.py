@@ -1,0 +1,29 @@
+import os
+
+import pytest
+
+from tfsr.atomic_file import atomic_output
+
+
+def test_the_new_file_replaces_the_old_one_whole(tmp_path):
+    path = tmp_path / "model.keras"
+    path.write_text("old")
+    with atomic_output(str(path)) as tmp:
+        assert tmp.endswith(".keras") and os.path.dirname(tmp) == str(tmp_path)
+        with open(tmp, "w") as f:
+            f.write("new")
+        assert path.read_text() == "old"  # untouched until the block ends
+    assert path.read_text() == "new"
+    assert os.listdir(tmp_path) == ["model.keras"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text("old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_output(str(path)) as tmp:
+            with open(tmp, "w") as f:
+                f.write("half")
+            raise RuntimeError("disk full")
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["results.json"]

@@ -1,0 +1,31 @@
+"""Writing a file so that readers see the old file or the whole new one, never a part."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def atomic_output(path: str) -> Iterator[str]:
+    """A temporary path beside ``path`` for the block to write; moved onto ``path`` (one
+    ``os.replace``) when the block finishes, removed when it raises.
+
+    The temporary name keeps the extension (``model.keras`` -> ``model.tmp-PID.keras``), for
+    writers that go by it (Keras, ``np.savez``).
+
+    Example::
+
+        with atomic_output("results.json") as tmp:
+            with open(tmp, "w") as f:
+                json.dump(results, f)
+    """
+    root, ext = os.path.splitext(os.fspath(path))
+    tmp = f"{root}.tmp-{os.getpid()}{ext}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
