@@ -136,8 +136,12 @@ def test_main_single_dataset_json_is_one_object(hr_only):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--data=/no/such/folder"], "tfsr.evaluate: data folder '/no/such/folder' does not exist"),
+        (
+            ["--data=/no/such/folder", "--scale=2"],
+            "tfsr.evaluate: data folder '/no/such/folder' does not exist",
+        ),
         (["--model=nope", "--data=."], "tfsr.evaluate: unknown model 'nope'"),
+        (["--data=."], "tfsr.evaluate: the scale of model bicubic is not known: give the scale"),
         ([], "tfsr.evaluate: --data is required"),
     ],
 )
@@ -150,7 +154,9 @@ def test_main_user_errors_exit_with_one_line(args, message):
 
 def test_command_line_error_has_no_traceback(tmp_path):
     # One real process: what a user sees (sys.exit with a message: status 1, one stderr line).
-    proc = run_python("-m", "tfsr.evaluate", f"--data={tmp_path / 'missing'}", timeout=120)
+    proc = run_python(
+        "-m", "tfsr.evaluate", f"--data={tmp_path / 'missing'}", "--scale=2", timeout=120
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (

@@ -1,6 +1,7 @@
 """Measure an upscaler's PSNR / SSIM (Y channel) on benchmark folders, as SR papers do.
 
     python -m tfsr.evaluate --model=bicubic --data=../shared/data/val/Set5 --scale=2
+    python -m tfsr.evaluate --model=rclut_x4 --data=../shared/data/val/Set5  # its own x4
     python -m tfsr.evaluate --model=runs/sesr/model.keras --scale=2 \
         --data=../shared/data/val/Set5,../shared/data/val/Set14 --json
     python -m tfsr.evaluate --model=runs/meta_sesr/model.keras --scale=2.5 \
@@ -47,7 +48,12 @@ _MODEL = flags.DEFINE_string(
     "model", "bicubic", "'bicubic', a .keras/.h5 file, SavedModel folder, .tflite file or name."
 )
 _DATA = flags.DEFINE_list("data", None, "Comma-separated data folders (HR/ + LR_bicubic/, or HR).")
-_SCALE = flags.DEFINE_float("scale", 2.0, "Upscaling factor (2, 3, 4, or any, e.g. 2.5).")
+_SCALE = flags.DEFINE_float(
+    "scale",
+    None,
+    "Upscaling factor (2, 3, 4, or any, e.g. 2.5, for arbitrary-scale models); default: the "
+    "model's own (bicubic has none: give it).",
+)
 _SCALE_V = flags.DEFINE_float("scale_v", None, "Vertical factor (with --scale_h; default --scale).")
 _SCALE_H = flags.DEFINE_float("scale_h", None, "Horizontal factor (with --scale_v).")
 _CROP_BORDER = flags.DEFINE_integer(
@@ -66,6 +72,8 @@ def main(argv):
         if isinstance(scale, tuple) and scale[0] == scale[1]:
             scale = scale[0]
         upscaler = load_upscaler(_MODEL.value, scale)
+        if scale is None:
+            scale = upscaler.scale
         results = []
         for data_dir in _DATA.value:
             result = evaluate(
