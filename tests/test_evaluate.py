@@ -9,7 +9,7 @@ import pytest
 
 from tests.cli import run_python
 from tfsr import evaluation, metrics
-from tfsr.data import imresize, io, modcrop, to_uint8
+from tfsr.data import imresize, io, modcrop, scale_name, to_uint8
 from tfsr.inference import BicubicUpscaler, Upscaler
 
 # Published bicubic PSNR / SSIM (Y, border = scale) of the SR literature (SRCNN, VDSR tables).
@@ -177,7 +177,7 @@ def test_anisotropic_scale_matches_a_hand_computation(shared_data, hr_only):
         up = np.clip(imresize(y.astype(np.float32), scale), 0.0, 1.0).astype(np.float32)
         sr = to_uint8(up * 255.0)  # what the evaluator does: float32 model I/O, clip, round
         assert r["psnr"] == pytest.approx(metrics.psnr(sr, hr, 3), abs=1e-9)
-    assert evaluation.scale_name((2, 3)) == "2x3" and evaluation.scale_name((2.5, 2.5)) == "2.5"
+    assert scale_name((2, 3)) == "2x3" and scale_name((2.5, 2.5)) == "2.5"
     # Benchmark LR files exist for equal scales only: an unequal pair makes LR from HR.
     set5 = evaluation.evaluate(
         BicubicUpscaler(scale), os.path.join(shared_data, "val", "Set5"), scale

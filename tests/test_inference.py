@@ -64,7 +64,7 @@ def test_bicubic(images):
     pair = load_upscaler("bicubic", (2, 1.5))
     assert pair.scale_pair == (2.0, 1.5)
     assert pair.upscale_rgb(rgb).shape == (14, 14, 3)  # ceil(1.5 * 9)
-    assert repr(pair) == "BicubicUpscaler('bicubic', scale=(2, 1.5))"
+    assert repr(pair) == "BicubicUpscaler('bicubic', scale=2x1.5)"
 
 
 def test_keras_y_model(images, y_model_path):

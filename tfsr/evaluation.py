@@ -26,15 +26,8 @@ from tqdm import tqdm
 
 from tfsr import metrics
 from tfsr.data import io
-from tfsr.data.imresize import imresize, modcrop, scale_pair, to_uint8
+from tfsr.data.imresize import imresize, modcrop, scale_name, scale_pair, to_uint8
 from tfsr.inference import Upscaler
-
-
-def scale_name(scale) -> str:
-    """The scale as benchmark folders and files spell it: 2 -> "2", 2.5 -> "2.5"; a pair of
-    different vertical and horizontal scales as "2x3.5"."""
-    sv, sh = scale_pair(scale)
-    return f"{sv:g}" if sv == sh else f"{sv:g}x{sh:g}"
 
 
 def read_eval_image(path: str) -> np.ndarray:

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfsr.data.color import rgb_to_ycbcr, ycbcr_to_rgb
-from tfsr.data.imresize import imresize, scale_pair
+from tfsr.data.imresize import imresize, scale_name, scale_pair
 
 __all__ = [
     "BicubicUpscaler",
@@ -43,13 +43,6 @@ __all__ = [
     "scale_from_flags",
     "upscaler_kinds",
 ]
-
-
-def _format_scale(pair: tuple[float, float]) -> str:
-    def fmt(s):
-        return f"{s:g}"
-
-    return fmt(pair[0]) if pair[0] == pair[1] else f"({fmt(pair[0])}, {fmt(pair[1])})"
 
 
 class Upscaler:
@@ -95,7 +88,7 @@ class Upscaler:
                 raise ValueError(
                     f"{self.name}: output {out.shape[0]}x{out.shape[1]} for a "
                     f"{image.shape[0]}x{image.shape[1]} input is not a x"
-                    f"{_format_scale(self.scale_pair)} upscale (a model of fixed input size?)"
+                    f"{scale_name(self.scale_pair)} upscale (a model of fixed input size?)"
                 )
         return np.clip(out, 0.0, 1.0).astype(np.float32)
 
@@ -138,7 +131,7 @@ class Upscaler:
         return np.clip(out, 0.0, 1.0).astype(np.float32)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, scale={_format_scale(self.scale_pair)})"
+        return f"{type(self).__name__}({self.name!r}, scale={scale_name(self.scale_pair)})"
 
 
 class BicubicUpscaler(Upscaler):
@@ -181,8 +174,8 @@ def _check_model_scale(name: str, requested, known) -> None:
     known_pair = scale_pair(known)
     if not np.allclose(known_pair, scale_pair(requested), rtol=1e-6):
         raise ValueError(
-            f"model {name} upscales by {_format_scale(known_pair)}, "
-            f"but scale {_format_scale(scale_pair(requested))} was asked for"
+            f"model {name} upscales by {scale_name(known_pair)}, "
+            f"but scale {scale_name(scale_pair(requested))} was asked for"
         )
 
 

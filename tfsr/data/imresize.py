@@ -181,6 +181,18 @@ def scale_pair(scale) -> tuple[float, float]:
     return pair
 
 
+def scale_name(scale) -> str:
+    """The scale as benchmark folders, files and messages spell it: 2 -> "2", 2.5 -> "2.5"; a
+    pair of different vertical and horizontal scales as "2x3.5".
+
+    Example:
+        >>> scale_name(2), scale_name((2.5, 2.5)), scale_name((2, 3.5))
+        ('2', '2.5', '2x3.5')
+    """
+    sv, sh = scale_pair(scale)
+    return f"{sv:g}" if sv == sh else f"{sv:g}x{sh:g}"
+
+
 def scale_ratio(scale: float, max_denominator: int = 1000) -> tuple[int, int]:
     """``(p, q)`` with ``scale == p / q`` in lowest terms: 2 -> (2, 1), 2.5 -> (5, 2).
 

@@ -479,7 +479,7 @@ def _is_list_of_sets(val_data) -> bool:
 
 def _format_scale(scale) -> str:
     """ "x2", "x2.5" or "x1.5x3" for a scale or a (vertical, horizontal) pair."""
-    from tfsr.evaluation import scale_name
+    from tfsr.data.imresize import scale_name
 
     return f"x{scale_name(scale)}"
 

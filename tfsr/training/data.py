@@ -97,7 +97,8 @@ def _evaluate(make_upscaler, config: TrainConfig) -> dict:
     ``ssim`` are the means over the scales, and ``per_scale`` maps ``"x{s}"`` to each scale's
     ``{psnr, ssim}``.
     """
-    from tfsr.evaluation import evaluate, scale_name
+    from tfsr.data.imresize import scale_name
+    from tfsr.evaluation import evaluate
 
     _, val = split_sources(config)
     scales = validation_scales(config)
