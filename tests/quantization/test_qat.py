@@ -59,6 +59,9 @@ def test_annotation_of_sesr():
     # no calibrated range below 1 cutting off bright pixels.
     assert by_name["quant_nearest_residual"].quantize_config.output_range == (0.0, 1.0)
     assert by_name["quant_long_residual"].quantize_config.output_range is None
+    # Fixed ranges hold their values from the start (before any calibration or QAT step).
+    assert quant_range(q, "quant_clip", "output") == (0.0, 1.0)
+    assert quant_range(q, "quant_nearest_residual", "output") == (0.0, 1.0)
 
 
 def test_qat_model_is_close_to_float_model():

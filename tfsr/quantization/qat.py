@@ -156,6 +156,9 @@ def quantize_model(model: keras.Model) -> keras.Model:
     with configs.quantize_scope():
         qat = _tfmot_q.quantize_apply(annotated, scheme=_Scheme())
     _fix_input_range(qat)
+    # Fixed ranges never learn (their decay is 1): set them now, so that QAT straight after this
+    # trains with the clip it will be exported with, not tfmot's initial [-6, 6].
+    _fix_output_ranges(qat)
     return qat
 
 
