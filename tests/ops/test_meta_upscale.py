@@ -417,6 +417,20 @@ def test_op_errors_shape_arguments(lib):
         run(tf.constant([2.0, 2.0], tf.float64), tf.constant([-1]))
 
 
+def test_bad_constant_scale_in_a_graph_leaves_the_shape_unknown_and_fails_at_run(lib):
+    x, w = tf.zeros([1, 4, 4, 2]), tf.zeros([2, 2, 3, 3, 2, 3])
+
+    @tf.function
+    def run():
+        # Constants: shape inference sees the scales (NaN must not reach its size arithmetic).
+        out = lib.tfsr_meta_upscale(x, w, tf.constant([np.nan, 2.0], tf.float64), [-1, -1])
+        assert out.shape.as_list() == [1, None, 8, 3]
+        return out
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"scale_v .* got nan"):
+        run()
+
+
 def test_grad_op_errors(lib):
     x, w = tf.zeros([1, 4, 4, 2]), tf.zeros([2, 2, 3, 3, 2, 3])
     scales = tf.constant([2.0, 2.0], tf.float64)

@@ -127,7 +127,7 @@ inline std::string MetaUpscaleOutputSize(const char* name, double scale, int64_t
     // the Python twin.
     volatile double product = scale * static_cast<double>(in_size);
     const double size = floor(product + kMetaUpscaleOutputSizeEpsilon);
-    if (size > static_cast<double>(kMetaUpscaleMaxSize)) {
+    if (!(size <= static_cast<double>(kMetaUpscaleMaxSize))) {  // also NaN: no cast below
       return std::string("output ") + name + " floor(" + MetaUpscaleStr(scale) + " * " +
              MetaUpscaleStr(in_size) + ") = " + MetaUpscaleStr(size) + " exceeds the maximum " +
              MetaUpscaleStr(kMetaUpscaleMaxSize);

@@ -28,10 +28,14 @@ DimensionHandle OutputDim(InferenceContext* c, const Tensor* scales, const Tenso
     if (requested > 0) return c->MakeDim(requested);
     if (requested == -1 && scales != nullptr && scales->NumElements() == 2 &&
         c->ValueKnown(in_dim)) {
+      const char* name = axis == 0 ? "height" : "width";
+      const double scale = scales->flat<double>()(axis);
       int64_t out = 0;
-      const std::string err = ::tfsr::MetaUpscaleOutputSize(
-          axis == 0 ? "height" : "width", scales->flat<double>()(axis), c->Value(in_dim), -1, &out);
-      if (err.empty()) return c->MakeDim(out);
+      // The kernel reports a bad scale; here it only leaves the size unknown.
+      if (::tfsr::MetaUpscaleCheckScale(name, scale).empty() &&
+          ::tfsr::MetaUpscaleOutputSize(name, scale, c->Value(in_dim), -1, &out).empty()) {
+        return c->MakeDim(out);
+      }
     }
   }
   return c->UnknownDim();
