@@ -61,7 +61,12 @@ inline void TfsrEmuFiberMain() {
 
 typedef void* cudaStream_t;
 enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorLaunchFailure = 4 };
-inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline cudaError_t tfsr_emu_last_error = cudaSuccess;
+inline cudaError_t cudaGetLastError() {
+  const cudaError_t e = tfsr_emu_last_error;
+  tfsr_emu_last_error = cudaSuccess;
+  return e;
+}
 inline const char* cudaGetErrorString(cudaError_t e) {
   return e == cudaSuccess ? "no error" : "error";
 }
@@ -103,8 +108,18 @@ inline __nv_bfloat16 __float2bfloat16_rn(float f) {
 }
 
 // kernel<<<grid, block, smem, stream>>>(args) becomes TfsrEmuLaunch(grid, block, smem, lambda).
+// Without opting in, a block has 48 KB of shared memory, static arrays and the dynamic buffer
+// together; a launch asking for more fails. The emulation cannot see the static arrays, so it
+// counts the largest the kernels declare (four index arrays of 16 int64: 512 B) for each launch.
+constexpr size_t kTfsrEmuSmemPerBlock = 48 * 1024;
+constexpr size_t kTfsrEmuStaticSmem = 512;
+
 inline void TfsrEmuLaunch(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {
   constexpr size_t kStack = 256 * 1024;
+  if (smem + kTfsrEmuStaticSmem > kTfsrEmuSmemPerBlock) {
+    tfsr_emu_last_error = cudaErrorInvalidValue;  // as a GPU: the launch fails, nothing runs
+    return;
+  }
   gridDim = grid;
   blockDim = block;
   tfsr_emu_body = &body;

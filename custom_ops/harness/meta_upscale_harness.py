@@ -356,6 +356,9 @@ CHECK_CASES = [
     (2, 20, 30, 64, 12, 3, 8.0, 2.5, (-1, -1), False),
     (1, 3, 3, 300, 2, 7, 1.5, 1.5, (-1, -1), False),  # large patch: direct grad_w kernel
     (1, 2, 40, 2, 2, 3, 1.0, 0.3, (-1, -1), False),  # strong downscaling: wide tiles, naive path
+    # grad_w staging 16 pixels of 85 * 9 + 3 floats would need exactly 48 KB of dynamic shared
+    # memory, too much beside the kernel's static arrays.
+    (1, 5, 5, 85, 3, 3, 2.0, 2.0, (-1, -1), False),
 ]
 
 

@@ -39,7 +39,12 @@ constexpr int kThreadsX = 16, kThreadsY = 8;       // forward block; 2 tile rows
 constexpr int kOutBlock = 4;                       // forward output channels per thread
 constexpr int kGwThreads = 256, kGwPerThread = 8;  // grad_w block and weights per thread
 constexpr int kMaxPixelBatch = 16;                 // grad_w pixels staged at once
-constexpr int64_t kSmemBudget = 48 * 1024;         // dynamic shared memory per block
+// A block may use 48 KB of shared memory without opting in (cudaFuncSetAttribute), static
+// arrays and the dynamic buffer together: each tiled kernel's dynamic budget is what its static
+// index arrays leave.
+constexpr int64_t kSmemPerBlock = 48 * 1024;
+constexpr int64_t kForwardSmemBudget = kSmemPerBlock - 4 * kTile * int64_t(sizeof(int64_t));
+constexpr int64_t kGradWSmemBudget = kSmemPerBlock - 4 * kMaxPixelBatch * int64_t(sizeof(int64_t));
 constexpr int64_t kMaxWorkspace = int64_t{256} << 20;
 constexpr int64_t kTargetBlocks = 1024;  // grad_w: aim for this many blocks (shape-only rule)
 constexpr int kThreads1D = 256;
@@ -262,11 +267,11 @@ int LaunchForward(const Geometry& g, const T* x, const T* w, T* out, cudaStream_
   int64_t chunk = 16;
   while (chunk > 1 && chunk / 2 >= g.in_c) chunk /= 2;  // no wider than C_in needs
   auto smem = [&](int64_t c) { return rh * rw * (c > 1 ? c + 1 : 1) * int64_t(sizeof(A)); };
-  while (chunk > 1 && smem(chunk) > kSmemBudget) chunk /= 2;
+  while (chunk > 1 && smem(chunk) > kForwardSmemBudget) chunk /= 2;
   const int64_t o_blocks = CeilDiv(g.out_c, kOutBlock);
   const int64_t grid_x = CeilDiv(g.out_w, kTile), grid_y = CeilDiv(g.out_h, kTile);
   const int64_t grid_z = g.batch * o_blocks;
-  if (smem(chunk) > kSmemBudget || grid_y > 65535 || grid_z > 65535 || grid_x > 0x7fffffff) {
+  if (smem(chunk) > kForwardSmemBudget || grid_y > 65535 || grid_z > 65535 || grid_x > 0x7fffffff) {
     return LaunchForwardNaive(g, x, w, out, stream);
   }
   const dim3 grid(static_cast<unsigned>(grid_x), static_cast<unsigned>(grid_y),
@@ -344,7 +349,7 @@ GradWPlan PlanGradW(const Geometry& g, int64_t acc_size, int64_t storage_size, b
   const int64_t pairs = g.rows.weight_period * g.cols.weight_period;
   const int64_t table = pairs * elems;
   const int64_t pixel_bytes = (patch + g.out_c) * acc_size;
-  plan.pixel_batch = static_cast<int>(std::min<int64_t>(kMaxPixelBatch, kSmemBudget / pixel_bytes));
+  plan.pixel_batch = static_cast<int>(std::min<int64_t>(kMaxPixelBatch, kGradWSmemBudget / pixel_bytes));
   plan.weight_chunks = CeilDiv(elems, int64_t{kGwThreads} * kGwPerThread);
   plan.tiled = plan.pixel_batch >= 1 && pairs <= 0x7fffffff && plan.weight_chunks <= 65535;
   if (!plan.tiled) return plan;  // direct kernel, one thread per weight: no workspace
