@@ -1,5 +1,8 @@
 """What every benchmark shares: timing, peak memory in a child process, the table and the JSON.
 
+Speed ratios (ours vs a baseline) come from one process that times both in turn
+(:func:`time_interleaved`), never from two runs made at different moments of a shared machine.
+
 Peak memory is measured as the peak resident set size of a fresh child process that runs one
 case, minus the same process's resident size just before the case starts (TensorFlow's import and
 the inputs are thus not counted). Each case gets its own process so that one case's peak cannot
@@ -24,18 +27,45 @@ RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"
 
 def time_call(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 5) -> dict:
     """Runs ``fn`` ``warmup`` times, then times ``repeats`` calls; returns ms statistics."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
+    return time_interleaved({"fn": fn}, warmup=warmup, rounds=repeats)["fn"]
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], object]],
+    *,
+    warmup: int = 2,
+    rounds: int = 5,
+    calls: dict[str, int] | None = None,
+) -> dict[str, dict]:
+    """Times several callables in this process, in turn, round after round.
+
+    Each round calls every function (``calls[name]`` times, default once) before the next round
+    starts, so a change in the machine's load during the run falls on all of them alike: the
+    ratio of two medians compares like with like on a shared machine. Every function first runs
+    ``warmup`` times (tracing, compilation).
+
+    Returns:
+        ``{name: {median_ms, min_ms, mean_ms, repeats}}``.
+    """
+    calls = calls or {}
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(calls.get(name, 1)):
+                start = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - start) * 1e3)
     return {
-        "median_ms": statistics.median(times),
-        "min_ms": min(times),
-        "mean_ms": statistics.fmean(times),
-        "repeats": repeats,
+        name: {
+            "median_ms": statistics.median(t),
+            "min_ms": min(t),
+            "mean_ms": statistics.fmean(t),
+            "repeats": len(t),
+        }
+        for name, t in times.items()
     }
 
 

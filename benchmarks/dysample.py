@@ -42,6 +42,7 @@ from benchmarks.common import (  # noqa: E402
     mark_baseline,
     print_table,
     run_isolated,
+    time_interleaved,
     write_results,
 )
 
@@ -123,23 +124,17 @@ def timing_case(shape, methods, train_methods, repeats: int) -> dict:
 
     tf.random.set_seed(0)
     x = tf.random.uniform(shape)
-    fns = {("forward", m): forward_fn(m, shape) for m in methods}
-    fns.update({("train", m): train_fn(m, shape) for m in train_methods})
-    for fn in fns.values():  # tracing, XLA compilation, warm-up
-        for _ in range(3):
-            fn(x)
-    times = {key: [] for key in fns}
-    for kind, rounds in (("forward", repeats), ("train", max(3, repeats // 4))):
-        for _ in range(rounds):
-            for key, fn in fns.items():
-                if key[0] == kind:
-                    start = time.perf_counter()
-                    fn(x)
-                    times[key].append((time.perf_counter() - start) * 1e3)
-    return {
-        f"{kind}|{m}": {"median_ms": statistics.median(t), "min_ms": min(t)}
-        for (kind, m), t in times.items()
-    }
+    forward = {m: forward_fn(m, shape) for m in methods}
+    train = {m: train_fn(m, shape) for m in train_methods}
+    results = {}
+    for kind, fns, rounds in (
+        ("forward", forward, repeats),
+        ("train", train, max(3, repeats // 4)),
+    ):
+        calls = {m: (lambda fn=fn: fn(x)) for m, fn in fns.items()}
+        for m, stats in time_interleaved(calls, warmup=3, rounds=rounds).items():
+            results[f"{kind}|{m}"] = {"median_ms": stats["median_ms"], "min_ms": stats["min_ms"]}
+    return results
 
 
 def memory_case(shape, method: str) -> dict:

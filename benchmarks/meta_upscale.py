@@ -14,9 +14,10 @@ Grid: C_in 64, C_out 3 and 1, k 3, batch 1 and 16, scales 2, 2.5, 3.7, 4, output
 estimated memory exceeds what the machine has available). ``--quick``: scale 2.5, C_out 3, batch 1,
 outputs 135x240, 540x960 (both methods) and 2160x3840 (ours).
 
-Metrics (``benchmarks.common``): ``fwd_ms`` / ``fwd_bwd_ms``, the median of a ``tf.function`` call
-after warm-up; ``peak_mb``, the peak resident memory of a fresh process above its level once the
-inputs exist (one case per process).
+Metrics (``benchmarks.common``): ``ms``, the median of a ``tf.function`` call after warm-up, both
+methods of a configuration built in one process and timed in turn (``time_interleaved``), so
+that ``speedup`` compares them under the same load; ``peak_mb``, the peak resident memory of a
+fresh process above its level once the inputs exist (one method per process).
 
 Summary keys (batch 1, C_in 64, C_out 3, scale 2.5, 540x960 output, forward + backward):
 ``speedup_540p`` = baseline time / ours, ``memory_ratio_540p`` = baseline peak / ours;
@@ -42,7 +43,7 @@ from benchmarks.common import (  # noqa: E402
     mark_baseline,
     print_table,
     run_isolated,
-    time_call,
+    time_interleaved,
     write_results,
 )
 
@@ -83,8 +84,8 @@ def available_bytes() -> int:
     return int(info["MemAvailable"].split()[0]) * 1024
 
 
-def case(method, mode, out_h, out_w, scale, batch, c_out, seed=0):
-    """One case in a fresh process (``run_isolated``): times and returns its row."""
+def _build(method, mode, out_h, out_w, scale, batch, c_out, seed=0):
+    """One method's forward (or forward + backward) on fixed random inputs, as a callable."""
     import numpy as np
     import tensorflow as tf
 
@@ -138,62 +139,85 @@ def case(method, mode, out_h, out_w, scale, batch, c_out, seed=0):
             grads = tape.gradient(y, [x, table], output_gradients=grad)
             return [tf.convert_to_tensor(g) for g in grads]  # gather gradients are sparse
 
-    mark_baseline()
+    return lambda: [t.numpy() for t in tf.nest.flatten(fn())]
+
+
+def timing_case(methods, mode, out_h, out_w, scale, batch, c_out) -> dict:
+    """The methods at one configuration, timed in turn in this process (a child process)."""
+    fns = {m: _build(m, mode, out_h, out_w, scale, batch, c_out) for m in methods}
     heavy = batch * out_h * out_w * K * K * C_IN * c_out > 5e9
-    stats = time_call(
-        lambda: [t.numpy() for t in tf.nest.flatten(fn())],
-        warmup=1 if heavy else 2,
-        repeats=3 if heavy else 5,
-    )
-    return {"ms": stats["median_ms"], "min_ms": stats["min_ms"]}
+    return time_interleaved(fns, warmup=1 if heavy else 2, rounds=3 if heavy else 5)
 
 
-def run_case(method, mode, out, scale, batch, c_out) -> dict:
+def memory_case(method, mode, out_h, out_w, scale, batch, c_out) -> dict:
+    """Peak memory of one method (alone in a child process): two calls after the inputs exist."""
+    fn = _build(method, mode, out_h, out_w, scale, batch, c_out)
+    mark_baseline()
+    fn()
+    fn()
+    return {}
+
+
+def run_config(mode, out, scale, batch, c_out, methods) -> list[dict]:
+    """Rows of the methods at one configuration: memory one process each, times in one."""
     out_h, out_w = out
-    row = {
-        "method": method,
-        "mode": mode,
-        "out": f"{out_h}x{out_w}",
-        "scale": scale,
-        "batch": batch,
-        "c_out": c_out,
-        "io_mb": io_bytes(out_h, out_w, scale, batch, c_out) / 2**20,
-    }
-    need, have = estimated_bytes(method, out_h, out_w, scale, batch, c_out), available_bytes()
-    if need > 0.8 * have:
-        row["error"] = f"skipped: needs ~{need / 2**30:.1f} GB, {have / 2**30:.1f} GB available"
-    else:
-        row.update(
-            run_isolated(
-                "benchmarks.meta_upscale:case",
-                method=method,
-                mode=mode,
-                out_h=out_h,
-                out_w=out_w,
-                scale=scale,
-                batch=batch,
-                c_out=c_out,
+    shape = dict(out_h=out_h, out_w=out_w, scale=scale, batch=batch, c_out=c_out)
+    rows, feasible = [], []
+    for method in methods:
+        row = {
+            "method": method,
+            "mode": mode,
+            "out": f"{out_h}x{out_w}",
+            "scale": scale,
+            "batch": batch,
+            "c_out": c_out,
+            "io_mb": io_bytes(out_h, out_w, scale, batch, c_out) / 2**20,
+        }
+        need, have = estimated_bytes(method, out_h, out_w, scale, batch, c_out), available_bytes()
+        if need > 0.8 * have:
+            row["error"] = f"skipped: needs ~{need / 2**30:.1f} GB, {have / 2**30:.1f} GB available"
+        else:
+            memory = run_isolated(
+                "benchmarks.meta_upscale:memory_case", method=method, mode=mode, **shape
             )
-        )
-    print(
-        f"{method:17s} {mode:7s} {row['out']:>9s} x{scale:<4g} N{batch:<2d} Co{c_out}: "
-        + (row["error"] if "error" in row else f"{row['ms']:.1f} ms, peak {row['peak_mb']:.0f} MB"),
-        flush=True,
+            row.update({k: memory[k] for k in ("peak_mb", "error") if k in memory})
+            if "error" not in memory:
+                feasible.append(method)
+        rows.append(row)
+    timing = (
+        run_isolated("benchmarks.meta_upscale:timing_case", methods=feasible, mode=mode, **shape)
+        if feasible
+        else {}
     )
-    return row
+    for row in rows:
+        if "error" in timing and row["method"] in feasible:
+            row["error"] = timing["error"]
+        elif row["method"] in timing:
+            row.update(
+                ms=timing[row["method"]]["median_ms"], min_ms=timing[row["method"]]["min_ms"]
+            )
+        print(
+            f"{row['method']:17s} {mode:7s} {row['out']:>9s} x{scale:<4g} N{batch:<2d} Co{c_out}: "
+            + (
+                row["error"]
+                if "error" in row
+                else f"{row['ms']:.1f} ms, peak {row['peak_mb']:.0f} MB"
+            ),
+            flush=True,
+        )
+    return rows
 
 
 def grid(quick: bool):
-    if quick:
-        for method, out in itertools.product(METHODS, ((135, 240), (540, 960), (2160, 3840))):
-            if method == "ours" or out[0] <= BASELINE_MAX_OUTPUT[0]:
-                yield method, out, 2.5, 1, 3
-        return
-    for out, scale, batch, c_out, method in itertools.product(
-        OUTPUTS, SCALES, BATCHES, C_OUTS, METHODS
-    ):
-        if method == "ours" or out[0] <= BASELINE_MAX_OUTPUT[0]:
-            yield method, out, scale, batch, c_out
+    """``(out, scale, batch, c_out, methods)`` configurations; the baseline up to 540x960."""
+    configs = (
+        [((135, 240), 2.5, 1, 3), ((540, 960), 2.5, 1, 3), ((2160, 3840), 2.5, 1, 3)]
+        if quick
+        else itertools.product(OUTPUTS, SCALES, BATCHES, C_OUTS)
+    )
+    for out, scale, batch, c_out in configs:
+        baseline = out[0] <= BASELINE_MAX_OUTPUT[0]
+        yield out, scale, batch, c_out, METHODS if baseline else ("ours",)
 
 
 def _find(rows, method, mode, **where):
@@ -208,9 +232,9 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="the small grid (a few minutes)")
     args = parser.parse_args(argv)
     rows = []
-    for method, out, scale, batch, c_out in grid(args.quick):
+    for out, scale, batch, c_out, methods in grid(args.quick):
         for mode in ("fwd", "fwd_bwd"):
-            rows.append(run_case(method, mode, out, scale, batch, c_out))
+            rows.extend(run_config(mode, out, scale, batch, c_out, methods))
     for r in rows:
         base = _find(
             rows,

@@ -7,10 +7,11 @@ with 1 and 2 threads, with PReLU (the paper's float model) and with ReLU (its in
 
 Setup: SESR-M5 with seed-0 weights (latency does not depend on the weights), collapsed; the int8
 file is made by ``tfsr.quantization`` (ranges calibrated on 2 batches of embedded-photo patches,
-no QAT) at the fixed frame size, as ``export.py`` does. Each conversion and each timing case runs
-in its own process (``benchmarks.common.run_isolated``): the conversion rows give the conversion
-time and the process's peak memory, the timing rows the median over ``REPEATS`` frames after one
-warm-up. ``vs_bicubic`` = bicubic time / model time at the same scale and thread count (> 1: the
+no QAT) at the fixed frame size, as ``export.py`` does. Each conversion runs in its own process
+(``benchmarks.common.run_isolated``; its rows give the conversion time and the process's peak
+memory); at each scale and thread count, bicubic and the four model files are timed in one
+process, in turn (``benchmarks.common.time_interleaved``): the median over ``REPEATS`` frames
+after one warm-up. ``vs_bicubic`` = bicubic time / model time at the same scale and thread count (> 1: the
 model is faster).
 
 Run: ``python -m benchmarks.tflite_latency`` (a few minutes on 2 cores).
@@ -28,7 +29,7 @@ from benchmarks.common import (  # noqa: E402
     mark_baseline,
     print_table,
     run_isolated,
-    time_call,
+    time_interleaved,
     write_results,
 )
 
@@ -66,8 +67,8 @@ def convert_case(scale: int, quantize: str, activation: str, path: str) -> dict:
     return {"conversion_s": seconds, "bytes": len(content)}
 
 
-def litert_case(path: str, threads: int, repeats: int) -> dict:
-    """Child process: times one frame through the LiteRT interpreter."""
+def _litert_frame(path: str, threads: int):
+    """One frame through the LiteRT interpreter, as a callable; and the output size."""
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
@@ -80,22 +81,14 @@ def litert_case(path: str, threads: int, repeats: int) -> dict:
     else:
         frame = rng.integers(-128, 128, size=detail["shape"]).astype(detail["dtype"])
     interpreter.set_tensor(detail["index"], frame)
-    mark_baseline()
-
-    def run():
-        interpreter.invoke()
-
-    result = time_call(run, warmup=1, repeats=repeats)
     out = interpreter.get_output_details()[0]["shape"]
-    return {**result, "output": f"{out[1]}x{out[2]}"}
+    return interpreter.invoke, f"{out[1]}x{out[2]}"
 
 
-def bicubic_case(scale: int, threads: int, repeats: int) -> dict:
-    """Child process: times ``tf.image.resize`` bicubic of one float32 frame."""
+def _bicubic_frame(scale: int):
+    """``tf.image.resize`` bicubic of one float32 frame, as a callable; and the output size."""
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     h, w = CASES[scale]
     frame = tf.random.uniform((1, h, w, 1))
 
@@ -103,9 +96,26 @@ def bicubic_case(scale: int, threads: int, repeats: int) -> dict:
     def resize(x):
         return tf.image.resize(x, (scale * h, scale * w), method="bicubic")
 
-    mark_baseline()
-    result = time_call(lambda: resize(frame).numpy(), warmup=1, repeats=repeats)
-    return {**result, "output": f"{scale * h}x{scale * w}"}
+    return (lambda: resize(frame).numpy()), f"{scale * h}x{scale * w}"
+
+
+def timing_case(scale: int, threads: int, paths: dict, repeats: int) -> dict:
+    """Child process: bicubic and every model file at one scale and thread count, timed in
+    turn (``time_interleaved``); ``{name: {median_ms, min_ms, output}}``, bicubic as
+    ``"bicubic"``."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    fns, outputs = {}, {}
+    fns["bicubic"], outputs["bicubic"] = _bicubic_frame(scale)
+    for name, path in paths.items():
+        fns[name], outputs[name] = _litert_frame(path, threads)
+    stats = time_interleaved(fns, warmup=1, rounds=repeats)
+    return {
+        name: {"median_ms": s["median_ms"], "min_ms": s["min_ms"], "output": outputs[name]}
+        for name, s in stats.items()
+    }
 
 
 def main() -> None:
@@ -126,38 +136,24 @@ def main() -> None:
                 conversions.append({"scale": scale, "input": f"{h}x{w}", "model": name, **result})
                 paths[name] = path
             for threads in THREADS:
-                bicubic = run_isolated(
-                    "benchmarks.tflite_latency:bicubic_case",
+                present = {n: p for n, p in paths.items() if os.path.exists(p)}
+                timing = run_isolated(
+                    "benchmarks.tflite_latency:timing_case",
                     scale=scale,
                     threads=threads,
+                    paths=present,
                     repeats=REPEATS,
                 )
-                base = bicubic.get("median_ms")
-                rows.append(
-                    {
-                        "scale": scale,
-                        "input": f"{h}x{w}",
-                        "model": "bicubic (tf.image)",
-                        "threads": threads,
-                        **bicubic,
-                        "vs_bicubic": 1.0 if base else None,
-                    }
-                )
-                for name, path in paths.items():
-                    if not os.path.exists(path):
-                        continue
-                    result = run_isolated(
-                        "benchmarks.tflite_latency:litert_case",
-                        path=path,
-                        threads=threads,
-                        repeats=REPEATS,
-                    )
-                    ms = result.get("median_ms")
+                for name in ["bicubic", *present]:
+                    result = timing.get(name, {"error": timing.get("error")})
+                    base, ms = timing.get("bicubic", {}).get("median_ms"), result.get("median_ms")
                     rows.append(
                         {
                             "scale": scale,
                             "input": f"{h}x{w}",
-                            "model": f"SESR-M5 {name}",
+                            "model": (
+                                "bicubic (tf.image)" if name == "bicubic" else f"SESR-M5 {name}"
+                            ),
                             "threads": threads,
                             **result,
                             "vs_bicubic": base / ms if base and ms else None,
@@ -178,7 +174,6 @@ def main() -> None:
             "median_ms",
             "min_ms",
             "vs_bicubic",
-            "peak_mb",
             "error",
         ],
     )
