@@ -33,6 +33,8 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
+from tfsr.cpu_features import CPU_FEATURES_FILE, cpu_features
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CC_DIR = os.path.join(ROOT, "custom_ops", "cc")
 BUILD_DIR = os.path.join(ROOT, "custom_ops", "build")
@@ -172,14 +174,20 @@ def find_cuda() -> Cuda | None:
     return Cuda(nvcc, include, lib, version)
 
 
+# Instruction sets the kernels are compiled for where the build machine has them (TensorFlow's
+# wheels already require AVX). The libraries then need them too: the loader reads the list from
+# CPU_FEATURES_FILE and falls back to the pure-TF twins on a CPU without them.
+_OPTIONAL_CPU_FEATURES = {"avx2": "-mavx2", "fma": "-mfma"}
+
+
+def _required_features() -> list[str]:
+    have = cpu_features()
+    wanted = sorted(_OPTIONAL_CPU_FEATURES)
+    return wanted if set(wanted) <= have else []
+
+
 def _cpu_flags() -> list[str]:
-    """AVX2 + FMA where the build machine has them (TensorFlow's wheels already require AVX)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return []
-    return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= set(flags) else []
+    return [_OPTIONAL_CPU_FEATURES[f] for f in _required_features()]
 
 
 def cxx_flags(tf: dict, cuda: Cuda | None) -> list[str]:
@@ -273,6 +281,10 @@ def build(
                     print(f"{family.name}: up to date ({_rel(family.library)})")
                     continue
         todo.append((family, stamp, stamp_file, has_cuda))
+    if not check:  # the flags are in every stamp: what is up to date was built with them too
+        os.makedirs(OUT_DIR, exist_ok=True)
+        with open(os.path.join(OUT_DIR, CPU_FEATURES_FILE), "w") as f:
+            json.dump({"required": _required_features()}, f)
     if check or not todo:
         for family, *_ in todo:
             print(f"{family.name}: out of date ({_rel(family.library)})")

@@ -95,6 +95,16 @@ def test_broken_library_warns_once_and_falls_back(fresh_loader):
     assert "could not load" in message and "make ops" in message
 
 
+def test_library_built_for_a_cpu_feature_this_cpu_lacks_is_not_loaded(fresh_loader, monkeypatch):
+    # Loading it would end the process with SIGILL at the first AVX2 instruction.
+    (fresh_loader / "_meta_upscale_ops.so").write_bytes(b"never loaded")
+    (fresh_loader / "cpu_features.json").write_text('{"required": ["avx2", "fma"]}')
+    monkeypatch.setattr(_loader, "cpu_features", lambda: {"sse2", "avx"})
+    (message,) = _fallback_warnings()
+    assert "built for a CPU with avx2, fma, which this CPU lacks" in message
+    assert "make ops" in message
+
+
 def test_pure_tf_in_process_does_not_warn(fresh_loader, monkeypatch):
     monkeypatch.setenv("TFSR_PURE_TF", "1")
     assert _fallback_warnings() == []

@@ -8,11 +8,14 @@ warning.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import warnings
 
 import tensorflow as tf
+
+from tfsr.cpu_features import CPU_FEATURES_FILE, cpu_features
 
 COMPILED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_compiled")
 FAMILIES = ("meta_upscale", "lut_interp")  # every family custom_ops/build.py makes
@@ -33,6 +36,19 @@ def pure_tf_forced() -> bool:
 
 def library_path(family: str) -> str:
     return os.path.join(COMPILED_DIR, f"_{family}_ops.so")
+
+
+def _missing_cpu_features() -> list[str]:
+    """Instruction sets the libraries were compiled for (``cpu_features.json``, written by the
+    build) that this CPU lacks: loading them anyway would kill the process (SIGILL) at the first
+    such instruction, with no chance to fall back."""
+    try:
+        with open(os.path.join(COMPILED_DIR, CPU_FEATURES_FILE)) as f:
+            required = json.load(f).get("required", [])
+    except (OSError, ValueError):
+        return []  # built before the file existed, or unreadable: nothing known to check
+    have = cpu_features()
+    return [feature for feature in required if feature not in have]
 
 
 def _warn_once(message: str) -> None:
@@ -60,6 +76,12 @@ def load(family: str):
                     f"tfsr: compiled op library {path} not found; using the pure-TensorFlow "
                     "implementation (slower, more memory). Build it with `make ops` "
                     "(python -m custom_ops.build); set TFSR_PURE_TF=1 to silence this."
+                )
+            elif missing := _missing_cpu_features():
+                _warn_once(
+                    f"tfsr: {path} was built for a CPU with {', '.join(missing)}, which this "
+                    "CPU lacks; using the pure-TensorFlow implementation. Rebuild on this "
+                    "machine with `make ops`; set TFSR_PURE_TF=1 to silence this."
                 )
             else:
                 try:
