@@ -10,7 +10,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.requirements-installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv ops train test lint format bench clean
+.PHONY: all venv ops train test lint format clean
 
 all: test
 

@@ -31,7 +31,7 @@ Measured choices (Set5 / Set14 int8 loss against float at 1920x1080, ``python ex
   (``DEFAULT_QAT_STEPS = 0``); ``qat_steps`` still runs it (a briefly trained model gains: the
   2000-step embedded-photo PReLU model went from -0.100 to +0.053 dB on Set5 with 2000 QAT
   steps at 5e-5, as QAT also goes on training it).
-- Int8 file at 1920x1080: 21.6 KB (PReLU), 20.3 KB (ReLU), after shortening tensor names.
+- Int8 file at 1920x1080: about 20 KB after shortening tensor names (README: measured sizes).
 - The fixed 1920x1080 int8 file evaluates on Set5-size images through the interpreter's
   ``resize_tensor_input`` (bit-identical to a dynamic-size copy); the dynamic copy in
   :func:`verify` is only a fallback.
