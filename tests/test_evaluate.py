@@ -129,8 +129,12 @@ def test_main_prints_table_and_json(hr_only, shared_data):
 
 def test_main_single_dataset_json_is_one_object(hr_only):
     proc = _run_cli(f"--data={hr_only}", "--scale=2", "--json")
+    assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert isinstance(result, dict) and result["images"] == 2
+    expected = evaluation.evaluate(BicubicUpscaler(2), hr_only, 2)
+    assert result["psnr"] == pytest.approx(expected["psnr"], abs=1e-9)
+    assert result["ssim"] == pytest.approx(expected["ssim"], abs=1e-9)
 
 
 @pytest.mark.parametrize(

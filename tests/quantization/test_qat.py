@@ -119,12 +119,14 @@ def test_train_qat_lowers_loss_and_resumes(tmp_path):
     model = collapse_model(tiny_sesr())
     q = qat.quantize_model(model)
     qat.calibrate_ranges(q, [lr_batch(0, size=8)])
-    before = [w.numpy().copy() for w in q.trainable_weights]
+    lr, hr = next(iter(_dataset()))
+
+    def l1(model):  # on one fixed batch, through the fake-quant nodes
+        return float(tf.reduce_mean(tf.abs(model(lr, training=False) - hr)))
+
+    loss_before = l1(q)
     first = qat.train_qat(q, _dataset(), 3, learning_rate=1e-3, checkpoint_dir=str(tmp_path))
-    assert first == {"steps": 3, "resumed_from": 0, "loss": pytest.approx(first["loss"])}
-    assert any(
-        not np.array_equal(a, w.numpy()) for a, w in zip(before, q.trainable_weights, strict=True)
-    )
+    assert (first["steps"], first["resumed_from"]) == (3, 0) and np.isfinite(first["loss"])
     # A fresh QAT model resumes from the checkpoint: same weights, continues to step 5.
     q2 = qat.quantize_model(model)
     optimizer = keras.optimizers.Adam()
@@ -132,8 +134,10 @@ def test_train_qat_lowers_loss_and_resumes(tmp_path):
     assert int(step.numpy()) == 3
     for a, b in zip(q.weights, q2.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    second = qat.train_qat(q2, _dataset(), 5, learning_rate=1e-3, checkpoint_dir=str(tmp_path))
-    assert second["resumed_from"] == 3 and second["steps"] == 5
+    second = qat.train_qat(q2, _dataset(), 40, learning_rate=1e-3, checkpoint_dir=str(tmp_path))
+    assert second["resumed_from"] == 3 and second["steps"] == 40
+    # The target (nearest x2 of the input) is easy: 40 steps must lower the loss clearly.
+    assert l1(q2) < 0.8 * loss_before
 
 
 def test_qat_model_h5_round_trip(tmp_path):
