@@ -204,6 +204,22 @@ def test_sigterm_writes_checkpoint_and_rerun_resumes(tmp_path):
     assert result.resumed_from == stopped_at and result.step == stopped_at + 3
 
 
+def test_signal_checkpoint_is_written_before_the_loop_returns(tmp_path, capsys):
+    # Before the data pipeline and the step function are torn down: a SIGKILL that follows the
+    # SIGTERM while that runs must not lose the stop's checkpoint.
+    from tfsr.training import loop
+    from tfsr.training.signals import StopRequest
+
+    trainer = Trainer(_config(tmp_path, steps=10))
+    stop = StopRequest()
+    stop.requested, stop.signal_name = True, "SIGTERM"
+    assert loop._run_steps(trainer, stop, progress=False) is False
+    assert trainer.manager.latest_checkpoint.endswith("ckpt-0")
+    assert "SIGTERM: checkpoint written to" in capsys.readouterr().out
+    loop._checkpoint_on_signal(trainer, stop)  # seen again: the same checkpoint, not a second
+    assert len(trainer.manager.checkpoints) == 1
+
+
 def test_short_run_beats_bicubic(tmp_path):
     """A few hundred steps of SESR-M5 on the embedded photos already beat bicubic."""
     config = TrainConfig(

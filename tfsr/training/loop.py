@@ -209,9 +209,17 @@ class Trainer:
         return validation_metrics(self.spec.inference_model(self.model), self.config)
 
 
+def _checkpoint_on_signal(trainer: Trainer, stop: StopRequest) -> None:
+    """Writes the current step's checkpoint (once) and says so: called as soon as the signal is
+    seen, before anything is torn down (a process manager may follow SIGTERM with SIGKILL)."""
+    step = int(trainer.step.numpy())
+    latest = trainer.manager.latest_checkpoint
+    if latest is None or not latest.endswith(f"-{step}"):
+        latest = trainer.save_checkpoint()
+    print(f"\n{stop.signal_name}: checkpoint written to {latest}; rerun to resume.", flush=True)
+
+
 def _stop(trainer: Trainer, stop: StopRequest, result: TrainResult) -> TrainResult:
-    path = trainer.save_checkpoint()
-    print(f"\n{stop.signal_name}: checkpoint written to {path}; rerun to resume.")
     result.step, result.stopped_by = int(trainer.step.numpy()), stop.signal_name
     return result
 
@@ -233,6 +241,7 @@ def _run_steps(trainer: Trainer, stop: StopRequest, progress: bool) -> bool:
     with bar:
         while int(trainer.step.numpy()) < config.steps:
             if stop.requested:
+                _checkpoint_on_signal(trainer, stop)
                 return False
             loss = float(train_step(next(batches)))
             step = int(trainer.step.numpy())
@@ -287,7 +296,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
         with writer.as_default():
             if start < config.steps and not _run_steps(trainer, stop, progress):
                 return _stop(trainer, stop, result)
-            if stop.requested:
+            if stop.requested:  # during set-up, or after the last step
+                _checkpoint_on_signal(trainer, stop)
                 return _stop(trainer, stop, result)
 
     result.step = int(trainer.step.numpy())
