@@ -9,8 +9,9 @@ to uint8 (the way the LR files were made).
 
 The protocol (``../shared/data/README.md``): models with a Y input, and bicubic, run on Y of the
 LR image and their output is rounded to uint8; RGB models run on RGB, rounded to uint8, and Y is
-taken from the result (from a grey image's, its grey value: see :func:`super_resolve`). PSNR and SSIM are measured on Y after cropping ``crop_border`` pixels
-(default: the scale, rounded up) from every side; a single-channel (grey) image is its own Y, as
+taken from the result (from a grey image's, its grey value: see :func:`super_resolve`). PSNR
+and SSIM are measured on Y after cropping ``crop_border`` pixels (default: the scale, rounded
+up) from every side; a single-channel (grey) image is its own Y, as
 in the scripts that produced the published tables (see :mod:`tfsr.metrics`).
 """
 

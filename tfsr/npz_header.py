@@ -41,9 +41,9 @@ def read_npz(path: str) -> tuple[dict, dict[str, np.ndarray]]:
 
     Raises:
         FileNotFoundError: no such file.
-        NpzReadError: (a ValueError naming the file) anything that is not a readable tfsr ``.npz``: not a zip,
-            truncated or corrupted bytes (the zip's CRC-32), no ``header`` array, or a header that
-            is not a JSON object.
+        NpzReadError: (a ValueError naming the file) anything that is not a readable tfsr
+            ``.npz``: not a zip, truncated or corrupted bytes (the zip's CRC-32), no ``header``
+            array, or a header that is not a JSON object.
     """
     return _read(path, with_arrays=True)
 
