@@ -38,6 +38,7 @@ __all__ = [
     "KerasUpscaler",
     "TFLiteUpscaler",
     "Upscaler",
+    "load_keras_model",
     "load_upscaler",
     "register_upscaler_kind",
     "scale_from_flags",
@@ -427,7 +428,13 @@ def _require_path(path: str) -> None:
         raise FileNotFoundError(f"model file {path!r} does not exist")
 
 
-def _load_keras_model(path: str):
+def load_keras_model(path: str):
+    """A saved tf_keras model (``.keras``, ``.h5``, SavedModel folder) holding any tfsr layers or
+    model family, without its training configuration.
+
+    Raises:
+        ValueError: naming the file, when tf_keras cannot load it.
+    """
     import tf_keras as keras
 
     importlib.import_module("tfsr.layers")  # registers tfsr's serializable layers
@@ -447,7 +454,7 @@ def _is_keras_spec(spec: str) -> bool:
 
 def _load_keras(spec: str, scale) -> Upscaler:
     _require_path(spec)
-    return KerasUpscaler(_load_keras_model(spec), scale, name=spec)
+    return KerasUpscaler(load_keras_model(spec), scale, name=spec)
 
 
 def _load_tflite(spec: str, scale) -> Upscaler:

@@ -254,7 +254,8 @@ def test_transfer_command_line(net, tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "model.keras").write_bytes(b"not a model")
     broken = run(f"--run={tmp_path / 'broken'}", f"--out={out}")
-    assert broken.returncode == 1 and "model.keras cannot be loaded" in broken.stderr
+    assert broken.returncode == 1
+    assert f"cannot load tf_keras model {tmp_path / 'broken' / 'model.keras'}" in broken.stderr
     assert "Traceback" not in broken.stderr
 
 

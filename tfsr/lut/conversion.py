@@ -107,14 +107,11 @@ def finetune(
 def load_run_net(run_dir: str, log=print) -> LutNet:
     """The trained net of a ``train.py`` run folder: its ``model.keras`` when the run finished,
     else the net restored from its latest checkpoint (to look at a run still training)."""
-    import tfsr.lut  # noqa: F401  (registers the layers)
+    from tfsr.inference import load_keras_model
 
     path = os.path.join(run_dir, "model.keras")
     if os.path.isfile(path):
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{path} cannot be loaded ({str(e).splitlines()[0]})") from e
+        model = load_keras_model(path)
     elif os.path.isdir(os.path.join(run_dir, "checkpoints")):
         from tfsr.training.snapshot import load_run_model
 

@@ -248,6 +248,7 @@ def load_model(spec: str) -> keras.Model:
         ValueError: a name that is none of these, or a file that does not load.
     """
     import tfsr.layers  # noqa: F401 - registers the serialisable layers
+    from tfsr.inference import load_keras_model
     from tfsr.models import pretrained
     from tfsr.models.pretrained import is_pretrained_name, pretrained_names
     from tfsr.models.sesr import load_collapsed
@@ -269,10 +270,7 @@ def load_model(spec: str) -> keras.Model:
     if spec.endswith((".keras", ".h5")) or os.path.isdir(spec):
         if not os.path.exists(spec):
             raise FileNotFoundError(f"model file {spec!r} does not exist")
-        try:
-            return keras.models.load_model(spec, compile=False)
-        except (OSError, ValueError, TypeError) as error:
-            raise ValueError(f"cannot load tf_keras model {spec}: {error}") from error
+        return load_keras_model(spec)
     if is_pretrained_name(spec):
         return pretrained(spec)
     shipped = ", ".join(pretrained_names()) or "none present"

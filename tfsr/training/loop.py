@@ -70,6 +70,7 @@ def _loss_fn(name: str):
 
 def _load_init_weights(model: keras.Model, source: str) -> None:
     """Starts ``model`` from the compatible weights of a run folder or a saved model."""
+    from tfsr.inference import load_keras_model
     from tfsr.models.sesr import init_from
 
     if load_saved_config(source) is not None:  # a run folder, finished or still training
@@ -79,8 +80,8 @@ def _load_init_weights(model: keras.Model, source: str) -> None:
             raise FileNotFoundError(f"--init_from={source}: {error}") from error
     elif os.path.exists(source):
         try:
-            donor = keras.models.load_model(source, compile=False)
-        except (OSError, ValueError) as error:
+            donor = load_keras_model(source)
+        except ValueError as error:
             raise ValueError(
                 f"--init_from={source}: neither a training run folder (no train_config.json) "
                 f"nor a Keras model file ({str(error).splitlines()[0]})"
