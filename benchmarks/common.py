@@ -22,6 +22,8 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from tfsr.atomic_file import atomic_output
+
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -149,9 +151,7 @@ def write_results(name: str, summary: dict, rows: Sequence[dict]) -> str:
     os.makedirs(RESULTS_DIR, exist_ok=True)
     path = os.path.join(RESULTS_DIR, f"{name}.json")
     payload = {"benchmark": name, **summary, "machine": machine_info(), "rows": list(rows)}
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_output(path) as tmp, open(tmp, "w") as f:
         json.dump(payload, f, indent=2, sort_keys=False)
-    os.replace(tmp, path)
     print(f"wrote {path}")
     return path

@@ -33,6 +33,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
+from tfsr.atomic_file import atomic_output
 from tfsr.cpu_features import CPU_FEATURES_FILE, cpu_features
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -338,10 +339,9 @@ def build(
     os.makedirs(OUT_DIR, exist_ok=True)
     for family, stamp, stamp_file, _ in todo:
         objs = [u[2] for u in units if u[0] is family]
-        tmp = family.library + ".tmp"
         print(f"{family.name}: linking {_rel(family.library)}", flush=True)
-        _run([cxx, "-shared", *objs, "-o", tmp, *lflags], f"linking {_rel(family.library)}")
-        os.replace(tmp, family.library)
+        with atomic_output(family.library) as tmp:
+            _run([cxx, "-shared", *objs, "-o", tmp, *lflags], f"linking {_rel(family.library)}")
         with open(stamp_file, "w") as f:
             f.write(stamp + "\n")
     return [family.name for family, *_ in todo]

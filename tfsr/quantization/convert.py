@@ -12,12 +12,13 @@ function fed small patches, after which :func:`set_input_size` fixes the file's 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
+
+from tfsr.atomic_file import atomic_output
 
 QUANTIZE_MODES = ("int8", "float16", "dynamic", "none")
 IO_DTYPES = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
@@ -271,12 +272,5 @@ def write_atomic(content: bytes, path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"output folder {folder!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".tflite", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(content)
