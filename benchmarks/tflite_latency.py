@@ -144,9 +144,10 @@ def main() -> None:
                     paths=present,
                     repeats=REPEATS,
                 )
+                base = timing.get("bicubic", {}).get("median_ms")
                 for name in ["bicubic", *present]:
                     result = timing.get(name, {"error": timing.get("error")})
-                    base, ms = timing.get("bicubic", {}).get("median_ms"), result.get("median_ms")
+                    ms = result.get("median_ms")
                     rows.append(
                         {
                             "scale": scale,
