@@ -116,6 +116,14 @@ def test_errors(shared_data, tmp_path):
         evaluation.evaluate(BicubicUpscaler(2), str(data), 2)
     with pytest.raises(ValueError, match="SR output is .* but HR .* is"):
         evaluation.evaluate(BicubicUpscaler(3), os.path.join(shared_data, "val", "Set5"), 2)
+    mixed = tmp_path / "Mixed"
+    (mixed / "HR").mkdir(parents=True)
+    (mixed / "LR_bicubic" / "X2").mkdir(parents=True)
+    shutil.copy(os.path.join(shared_data, "val", "Set5", "HR", "bird.png"), mixed / "HR")
+    lr = io.read_image(os.path.join(shared_data, "val", "Set5", "LR_bicubic", "X2", "birdx2.png"))
+    io.write_image(str(mixed / "LR_bicubic" / "X2" / "birdx2.png"), lr[..., 0])  # grey LR
+    with pytest.raises(ValueError, match=r"bird: the LR file .*birdx2.png' is grey but the HR"):
+        evaluation.evaluate(BicubicUpscaler(2), str(mixed), 2)
 
 
 def _run_cli(*args):

@@ -4,10 +4,12 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.cli import run_python
+from tfsr.data import imresize
 from tfsr.data.io import read_image, write_image
-from tfsr.inference import BicubicUpscaler, KerasUpscaler
+from tfsr.inference import BicubicUpscaler, KerasUpscaler, Upscaler
 from tfsr.models import collapse_model, sesr_model
 from tfsr.upscaling import plan_outputs, run_tiled, upscale_files, upscale_image
 
@@ -60,6 +62,33 @@ def test_run_tiled_places_pieces():
         run_tiled(nearest3, image, (3, 3), tile=0)
 
 
+@pytest.mark.parametrize("scale", [(2.5, 2.5), (1.5, 3.0), (4 / 3, 2.7)])
+def test_run_tiled_non_integer_scales_equal_whole_image(scale):
+    # MATLAB bicubic at a fractional scale: every output pixel has its own phase, so a tile
+    # whose grid were shifted against the whole image's would differ everywhere.
+    image = np.random.default_rng(1).random((43, 61, 1))
+    for h, w in [(43, 61), (40, 60)]:  # sizes that are and are not multiples of q
+
+        def run(piece):
+            return np.asarray(imresize(piece, scale))
+
+        whole = run(image[:h, :w])
+        tiled = run_tiled(run, image[:h, :w], scale, tile=8, margin=4)
+        assert tiled.shape == whole.shape
+        np.testing.assert_allclose(tiled, whole, atol=1e-12)
+
+
+def test_run_tiled_irrational_scale_runs_whole():
+    calls = []
+
+    def run(piece):
+        calls.append(piece.shape)
+        return piece
+
+    run_tiled(run, np.zeros((50, 50, 1)), (np.pi, 2.0), tile=8)
+    assert calls == [(50, 50, 1)]
+
+
 def test_grey_stays_grey_and_alpha_is_kept(sesr_upscaler):
     grey = _photo(20, 24)[..., 0]
     out = upscale_image(sesr_upscaler, grey)
@@ -70,6 +99,52 @@ def test_grey_stays_grey_and_alpha_is_kept(sesr_upscaler):
     assert (out[..., 3] == 77).all()  # bicubic of a constant is the constant
     with pytest.raises(ValueError, match="expected a uint8 image"):
         upscale_image(sesr_upscaler, grey.astype(np.float32))
+
+
+class _TintedNearest(Upscaler):
+    """An RGB 'model': nearest x2, each channel scaled differently (its output is not grey)."""
+
+    channels = 3
+
+    def _predict(self, image):
+        return np.repeat(np.repeat(image, 2, axis=0), 2, axis=1) * np.float32([1.0, 0.5, 0.25])
+
+
+def test_rgb_model_output_on_grey_is_made_grey_with_full_range_luma():
+    grey = _photo(6, 8)[..., 0]
+    out = upscale_image(_TintedNearest(2, "tinted"), grey)
+    luma = 0.299 * 1.0 + 0.587 * 0.5 + 0.114 * 0.25  # of (v, v/2, v/4)
+    expected = np.floor(np.repeat(np.repeat(grey, 2, 0), 2, 1) * luma + 0.5)
+    np.testing.assert_array_equal(out, expected)
+
+
+class _FixedSize(Upscaler):
+    """A model that takes 8x8 inputs only (as a fixed-size export does)."""
+
+    def _predict(self, image):
+        if image.shape[:2] != (8, 8):
+            raise ValueError(f"takes 8x8 inputs only, got {image.shape[0]}x{image.shape[1]}")
+        return np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+
+
+def test_upscale_files_goes_on_after_an_image_the_model_cannot_take(tmp_path):
+    for name, (h, w) in {"a": (8, 8), "b": (5, 6), "c": (8, 8)}.items():
+        write_image(str(tmp_path / f"{name}.png"), _photo(h, w))
+    pairs = plan_outputs([str(tmp_path)], str(tmp_path / "out"))
+    failures = upscale_files(_FixedSize(2, "fixed"), pairs)
+    assert [(os.path.basename(src), msg) for src, msg in failures] == [
+        ("b.png", "takes 8x8 inputs only, got 5x6")
+    ]
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "c.png"]
+
+
+def test_upscale_files_applies_exif_orientation(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: viewers rotate it 90 degrees clockwise
+    Image.fromarray(_photo(4, 6)).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    pairs = plan_outputs([str(tmp_path / "phone.jpg")], str(tmp_path / "out"))
+    assert upscale_files(BicubicUpscaler(2), pairs) == []
+    assert read_image(str(tmp_path / "out" / "phone.png")).shape == (12, 8, 3)
 
 
 def test_plan_outputs(tmp_path):

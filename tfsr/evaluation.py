@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from tfsr import metrics
 from tfsr.data import io
+from tfsr.data.color import grey_to_rgb, rgb_to_grey
 from tfsr.data.imresize import imresize, modcrop, scale_name, scale_pair, to_uint8
 from tfsr.inference import Upscaler
 
@@ -90,10 +91,6 @@ def _file_pairs(paths: Sequence[str]) -> list[tuple[str, str, None]]:
     return [(os.path.splitext(os.path.basename(p))[0], p, None) for p in paths]
 
 
-def _to_rgb(image: np.ndarray) -> np.ndarray:
-    return image if image.ndim == 3 else np.stack([image] * 3, axis=-1)
-
-
 def super_resolve(upscaler: Upscaler, lr: np.ndarray) -> np.ndarray:
     """SR of a uint8 LR image, in the form the metrics take.
 
@@ -105,10 +102,10 @@ def super_resolve(upscaler: Upscaler, lr: np.ndarray) -> np.ndarray:
         errors and add 1.3 dB).
     """
     if upscaler.channels == 3:
-        rgb = to_uint8(upscaler.upscale_rgb(_to_rgb(lr) / 255.0) * 255.0)
+        rgb = to_uint8(upscaler.upscale_rgb(grey_to_rgb(lr) / 255.0) * 255.0)
         if lr.ndim == 3:
             return rgb
-        return to_uint8((metrics.y_channel(rgb) - 16.0) * (255.0 / 219.0))
+        return to_uint8(rgb_to_grey(rgb / 255.0)[..., 0] * 255.0)
     y = metrics.y_channel(lr) / 255.0
     return to_uint8(upscaler.upscale_y(y)[..., 0] * 255.0)
 
@@ -154,6 +151,12 @@ def evaluate(
     ):
         hr = modcrop(read_eval_image(hr_path), scale)
         lr = read_eval_image(lr_path) if lr_path else imresize(hr, (1.0 / sv, 1.0 / sh))
+        if lr.ndim != hr.ndim:  # a grey one is measured on its grey values, a colour one on Y
+            kinds = {2: "grey", 3: "colour"}
+            raise ValueError(
+                f"{name}: the LR file {lr_path!r} is {kinds[lr.ndim]} but the HR file "
+                f"{hr_path!r} is {kinds[hr.ndim]}; both must be the same kind"
+            )
         sr = super_resolve(upscaler, lr)
         if sr.shape[:2] != hr.shape[:2]:
             raise ValueError(

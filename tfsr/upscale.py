@@ -7,9 +7,10 @@
 
 Every input file becomes ``OUT/NAME.png`` (files inside a folder input keep their path below
 that folder). RGB images go through the model on Y and bicubic on CbCr; grey images stay grey;
-an alpha channel is kept. Large images are upscaled in tiles (``--tile``) with the same result.
-Inputs are never overwritten; existing outputs only with ``--overwrite``. Unreadable files are
-reported by name and skipped; the exit code is then 1.
+an alpha channel is kept; a photo's EXIF orientation is applied. Large images are upscaled in
+tiles (``--tile``) with the whole image's result (up to float rounding). Inputs are never
+overwritten; existing outputs only with ``--overwrite``. A file that cannot be read or upscaled
+is reported by name and skipped; the exit code is then 1.
 """
 
 import os

@@ -2,13 +2,16 @@
 ``python -m tfsr.upscale``.
 
 - RGB: a Y-only model runs on Y (BT.601); Cb and Cr are upscaled with MATLAB bicubic.
-- Grey: the model runs on the grey values as its Y (as the evaluation protocol does).
+- Grey: the model runs on the grey values as its Y (as the evaluation protocol does); an RGB
+  model runs on R = G = B and its output is made grey again with full-range luma.
 - Alpha: kept, upscaled with bicubic.
-- Large images are cut into ``tile`` x ``tile`` LR tiles that overlap by ``margin`` pixels on every
-  side; each tile's margin is dropped after upscaling. When ``margin`` is at least the model's
-  receptive-field radius (9 LR pixels for SESR-M5, 15 for SESR-XL; 2 for bicubic), the tiled result
-  equals the whole-image result. Tiling needs an integer scale on both axes; other scales run on
-  the whole image.
+- Large images are cut into LR tiles of about ``tile`` x ``tile`` pixels that overlap by about
+  ``margin`` pixels on every side; each tile's margin is dropped after upscaling. For a scale
+  p / q (2.5 = 5 / 2) tile corners sit on multiples of q LR pixels, so that every tile's output
+  grid is the whole image's (tile and margin are rounded up to multiples of q). When the margin
+  is at least the model's receptive-field radius (9 LR pixels for SESR-M5, 15 for SESR-XL; 2 for
+  bicubic), the tiled result equals the whole-image result up to float rounding (a rare pixel
+  one uint8 level apart, where a value sits on a rounding tie).
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import os
 from collections.abc import Callable
 
 import numpy as np
+import tensorflow as tf
 from tqdm import tqdm
 
-from tfsr.data.imresize import imresize, to_uint8
-from tfsr.data.io import ImageReadError, list_images, read_image, write_image
+from tfsr.data.color import grey_to_rgb, rgb_to_grey
+from tfsr.data.imresize import imresize, scale_ratio, to_uint8
+from tfsr.data.io import list_images, read_image, write_image
 from tfsr.inference import Upscaler
 
 DEFAULT_TILE = 512
@@ -32,6 +37,10 @@ def _tiles(length: int, tile: int):
         yield start, min(start + tile, length)
 
 
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
 def run_tiled(
     run: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,
@@ -40,36 +49,51 @@ def run_tiled(
     tile: int = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
 ) -> np.ndarray:
-    """Applies ``run`` ((h, w, C) -> (s_v h, s_h w, C')) to ``image`` tile by tile.
+    """Applies ``run`` ((h, w, C) -> (about s_v h, s_h w, C')) to ``image`` tile by tile.
+
+    On an axis of scale p / q (lowest terms), tile corners and margins are multiples of q LR
+    pixels, which start exactly p HR pixels apart: a piece's output grid is then a window of the
+    whole image's (the phase of every output pixel is the same), whether ``run`` makes floor or
+    ceil of ``s * size`` pixels. The last tile on an axis keeps all the rows or columns its piece
+    made, so the result has the size ``run`` gives the whole image.
 
     Args:
         run: the upscaling function for one piece.
         image: (H, W, C) float array.
-        scale: (s_v, s_h); tiling only when both are integers, else one call on the whole image.
-        tile: LR tile side; images no larger than this in both sides run whole.
-        margin: LR pixels of context on each side of a tile, dropped from the result.
+        scale: (s_v, s_h); a scale that is no ratio p / q with q <= 1000 runs the whole image.
+        tile: LR tile side (rounded up to a multiple of q); images no larger than this in both
+            sides run whole.
+        margin: LR pixels of context on each side of a tile (rounded up to a multiple of q),
+            dropped from the result.
     """
     if tile <= 0 or margin < 0:
         raise ValueError(f"tile must be positive and margin >= 0, got tile={tile}, margin={margin}")
     h, w = image.shape[:2]
-    sv, sh = scale
-    integer = float(sv).is_integer() and float(sh).is_integer()
-    if not integer or (h <= tile and w <= tile):
+    try:
+        (pv, qv), (ph, qh) = scale_ratio(scale[0]), scale_ratio(scale[1])
+    except ValueError:
         return run(image)
-    sv, sh = int(sv), int(sh)
-    out = None
-    for y0, y1 in _tiles(h, tile):
-        for x0, x1 in _tiles(w, tile):
-            py0, py1 = max(y0 - margin, 0), min(y1 + margin, h)
-            px0, px1 = max(x0 - margin, 0), min(x1 + margin, w)
-            piece = run(image[py0:py1, px0:px1])  # (sv * (py1 - py0), sh * (px1 - px0), C')
-            if out is None:
-                out = np.empty((h * sv, w * sh, piece.shape[-1]), piece.dtype)
-            oy, ox = (y0 - py0) * sv, (x0 - px0) * sh
-            out[y0 * sv : y1 * sv, x0 * sh : x1 * sh] = piece[
-                oy : oy + (y1 - y0) * sv, ox : ox + (x1 - x0) * sh
-            ]
-    return out
+    tile_v, tile_h = _round_up(tile, qv), _round_up(tile, qh)
+    if h <= tile_v and w <= tile_h:
+        return run(image)
+    margin_v, margin_h = _round_up(margin, qv), _round_up(margin, qh)
+
+    def window(start, stop, length, tile_margin, p, q):
+        """(LR piece start, stop; HR rows of the piece to keep, as a slice)."""
+        lo, hi = max(start - tile_margin, 0), min(stop + tile_margin, length)
+        first = (start - lo) // q * p
+        last = first + (stop - start) // q * p if stop < length else None
+        return lo, hi, slice(first, last)
+
+    bands = []
+    for y0, y1 in _tiles(h, tile_v):
+        py0, py1, keep_y = window(y0, y1, h, margin_v, pv, qv)
+        row = []
+        for x0, x1 in _tiles(w, tile_h):
+            px0, px1, keep_x = window(x0, x1, w, margin_h, ph, qh)
+            row.append(run(image[py0:py1, px0:px1])[keep_y, keep_x])
+        bands.append(np.concatenate(row, axis=1))
+    return np.concatenate(bands, axis=0)
 
 
 def upscale_image(
@@ -87,8 +111,8 @@ def upscale_image(
         tile, margin: see :func:`run_tiled`.
 
     Returns:
-        uint8 image of the same kind, (round(s_v H), round(s_h W)[, C]) pixels for integer scales
-        (the model decides for others).
+        uint8 image of the same kind, (s_v H, s_h W[, C]) pixels for integer scales (floor or
+        ceil, as the model decides, for others).
     """
     image = np.asarray(image)
     if image.dtype != np.uint8:
@@ -103,10 +127,10 @@ def upscale_image(
 
     x = image.astype(np.float32) / 255.0
     if image.ndim == 2:
-        if upscaler.channels == 3:  # an RGB model: run on R = G = B, keep one channel
+        if upscaler.channels == 3:  # an RGB model: run on R = G = B, made grey again
 
             def run(piece):
-                return upscaler.upscale_rgb(np.repeat(piece, 3, axis=-1))[..., :1]
+                return rgb_to_grey(upscaler.upscale_rgb(grey_to_rgb(piece)))
 
         else:
             run = upscaler.upscale_y
@@ -154,8 +178,22 @@ def plan_outputs(inputs: list[str], out_dir: str) -> list[tuple[str, str]]:
     return pairs
 
 
+# What one image can raise without the others being affected: unreadable or unwritable files
+# (ImageReadError is a ValueError), an image the model cannot take (a model of fixed size,
+# ValueError), and the runtimes' own errors (TensorFlow's OpError, LiteRT's RuntimeError, out of
+# memory on a huge image).
+_PER_IMAGE_ERRORS = (ValueError, OSError, RuntimeError, MemoryError, tf.errors.OpError)
+
+
 def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin=DEFAULT_MARGIN):
-    """Upscales every pair; returns the list of ``(input, error message)`` that failed."""
+    """Upscales every pair; returns the list of ``(input, error message)`` that failed.
+
+    Inputs are read with their EXIF orientation applied (a phone photo comes out upright). An
+    image that fails is reported and the others go on.
+
+    Raises:
+        FileExistsError: some output exists and not ``overwrite`` (checked before any work).
+    """
     if not overwrite:
         existing = [dst for _, dst in pairs if os.path.exists(dst)]
         if existing:
@@ -165,12 +203,13 @@ def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin
     failures = []
     for src, dst in tqdm(pairs, desc="upscaling", unit="image", disable=len(pairs) < 2):
         try:
-            image = read_image(src, keep_alpha=True, keep_grey=True)
+            image = read_image(src, keep_alpha=True, keep_grey=True, exif_rotate=True)
             if image.ndim == 3 and (image[..., 3] == 255).all():
                 image = image[..., :3]  # opaque: nothing to keep
             result = upscale_image(upscaler, image, tile=tile, margin=margin)
             os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
             write_image(dst, result, overwrite=overwrite)
-        except (ImageReadError, OSError) as error:
-            failures.append((src, str(error)))
+        except _PER_IMAGE_ERRORS as error:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            failures.append((src, message or type(error).__name__))
     return failures

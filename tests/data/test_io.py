@@ -90,12 +90,47 @@ def test_read_16_bit_grey_keeps_high_byte(tmp_path):
     np.testing.assert_array_equal(out[..., 2], out[..., 0])
 
 
+def test_read_32_bit_integer_grey_by_its_range(tmp_path):
+    small = np.array([[0, 7, 200, 255]], dtype=np.int32)  # 8-bit values stored in 32 bits
+    Image.fromarray(small).save(tmp_path / "small.tif")
+    assert Image.open(tmp_path / "small.tif").mode == "I"
+    np.testing.assert_array_equal(read_image(tmp_path / "small.tif", keep_grey=True), small)
+    wide = np.array([[0, 256, 65535, 40000]], dtype=np.int32)
+    Image.fromarray(wide).save(tmp_path / "wide.tif")
+    np.testing.assert_array_equal(
+        read_image(tmp_path / "wide.tif", keep_grey=True), [[0, 1, 255, 156]]
+    )
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_read_png_colour_key_transparency_as_alpha(tmp_path, mode):
+    values = np.array([[7, 8], [9, 7]], dtype=np.uint8)
+    image = Image.fromarray(values) if mode == "L" else Image.fromarray(np.stack([values] * 3, -1))
+    key = 7 if mode == "L" else (7, 7, 7)
+    image.save(tmp_path / "key.png", transparency=key)
+    assert Image.open(tmp_path / "key.png").mode == mode
+    out = read_image(tmp_path / "key.png", keep_alpha=True, keep_grey=True)
+    np.testing.assert_array_equal(out[..., 3], [[0, 255], [255, 0]])
+    np.testing.assert_array_equal(out[..., 0], values)
+    assert read_image(tmp_path / "key.png").shape == (2, 2, 3)  # dropped without keep_alpha
+
+
+def test_exif_orientation_applied_only_when_asked(tmp_path):
+    stored = _rgb(4, 6)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the viewer rotates 90 degrees clockwise
+    Image.fromarray(stored).save(tmp_path / "phone.png", exif=exif)
+    np.testing.assert_array_equal(read_image(tmp_path / "phone.png"), stored)
+    upright = read_image(tmp_path / "phone.png", exif_rotate=True)
+    np.testing.assert_array_equal(upright, np.rot90(stored, k=-1))
+
+
 def test_read_jpeg_and_bmp(tmp_path):
     rgb = _rgb(16, 16)
     Image.fromarray(rgb).save(tmp_path / "x.bmp")
     np.testing.assert_array_equal(read_image(tmp_path / "x.bmp"), rgb)
     Image.fromarray(rgb).save(tmp_path / "x.jpg", quality=95)
-    # Pillow's own decode of the same file: read_image adds nothing (no EXIF rotation etc.).
+    # Pillow's own decode of the same file: read_image adds nothing.
     np.testing.assert_array_equal(
         read_image(tmp_path / "x.jpg"), np.asarray(Image.open(tmp_path / "x.jpg"))
     )

@@ -1,6 +1,12 @@
 """Image I/O, MATLAB-compatible resizing, colour conversion and training pipelines."""
 
-from tfsr.data.color import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb  # noqa: F401
+from tfsr.data.color import (  # noqa: F401
+    grey_to_rgb,
+    rgb_to_grey,
+    rgb_to_y,
+    rgb_to_ycbcr,
+    ycbcr_to_rgb,
+)
 from tfsr.data.imresize import imresize, modcrop, scale_name, scale_pair, to_uint8  # noqa: F401
 from tfsr.data.io import ImageReadError, list_images, read_image, write_image  # noqa: F401
 from tfsr.data.pipeline import multiscale_sr_patches, sr_patches  # noqa: F401

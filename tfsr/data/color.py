@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["rgb_to_ycbcr", "rgb_to_y", "ycbcr_to_rgb"]
+__all__ = ["grey_to_rgb", "rgb_to_grey", "rgb_to_ycbcr", "rgb_to_y", "ycbcr_to_rgb"]
 
 # Rows: Y, Cb, Cr; columns: R, G, B (ITU-R BT.601, scaled to 8-bit studio range).
 _RGB_TO_YCBCR = np.array(
@@ -58,6 +58,14 @@ def _is_grey(x, name: str) -> bool:
         f"{name} expects an image (H, W), (..., 1) or (..., 3) with channels last, "
         f"got shape {shape}"
     )
+
+
+def grey_to_rgb(x):
+    """Grey (H, W) or (..., 1) repeated to (..., 3), R = G = B; (..., 3) returned unchanged.
+
+    Any dtype; NumPy array or ``tf.Tensor`` (the result is the same kind).
+    """
+    return _as_rgb(x, len(tuple(x.shape)) == 2 or tuple(x.shape)[-1:] == (1,))
 
 
 def _as_rgb(x, grey: bool):
@@ -116,6 +124,29 @@ def rgb_to_y(rgb):
     x = _as_rgb(x, _is_grey(x, "rgb_to_y"))
     y = _affine(x, _RGB_TO_YCBCR[:1] / 255.0, _OFFSET[:1] / 255.0)
     return y[..., 0] if flat else y
+
+
+def rgb_to_grey(rgb):
+    """Full-range BT.601 luma, 0.299 R + 0.587 G + 0.114 B, from RGB in [0, 1].
+
+    The grey value of a colour image on the scale a grey image has: ``(Y - 16/255) * 255/219``
+    of :func:`rgb_to_y`, so that white is 1 and R = G = B = v gives v. What an RGB model's output
+    on a grey image is turned back into (Y's own 16..235 scale would shrink its errors).
+
+    Args:
+        rgb: float array or tensor, (..., 3).
+
+    Returns:
+        grey, (..., 1); same kind and float dtype as ``rgb``.
+
+    Example:
+        >>> float(rgb_to_grey(np.array([[[0.5, 0.5, 0.5]]]))[0, 0, 0])
+        0.5
+    """
+    x = _float_input(rgb, "rgb_to_grey")
+    if tuple(x.shape)[-1:] != (3,):
+        raise ValueError(f"rgb_to_grey expects (..., 3) channels last, got shape {tuple(x.shape)}")
+    return _affine(x, _RGB_TO_YCBCR[:1] / 219.0, np.zeros(1))
 
 
 def ycbcr_to_rgb(ycbcr):

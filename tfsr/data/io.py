@@ -3,7 +3,8 @@
 Every reader in tfsr goes through :func:`read_image`, so that a grey, palette, 16-bit or RGBA file
 always arrives as the same thing: a ``uint8`` array of shape ``(H, W, 3)``. Pixel data are taken
 as stored (no EXIF rotation, no colour management), like MATLAB's ``imread`` and
-``tf.io.decode_image``, so that benchmark files read the same everywhere.
+``tf.io.decode_image``, so that benchmark files read the same everywhere; ``exif_rotate=True``
+(what ``tfsr.upscale`` uses for photographs) turns the pixels upright as viewers show them.
 
 Example::
 
@@ -19,7 +20,7 @@ import os
 import uuid
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 """File name endings (compared case-insensitively) that :func:`list_images` picks up."""
@@ -69,12 +70,19 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[str]:
     return [os.path.join(folder, rel) for rel in sorted(found)]
 
 
-def _high_byte(values: np.ndarray, path: str) -> np.ndarray:
+def _grey_to_uint8(values: np.ndarray, mode: str, path: str) -> np.ndarray:
+    """uint8 grey from a 16-bit (``I;16*``) or 32-bit integer (``I``) image.
+
+    16-bit: the high byte, as Pillow does for 16-bit colour PNGs. 32-bit integer files carry no
+    bit depth: values that all fit 0..255 are taken as 8-bit, others (up to 65535) as 16-bit.
+    """
     if values.size and (values.min() < 0 or values.max() > 65535):
         raise ImageReadError(
             f"cannot read image {path!r}: integer pixel values outside 0..65535 "
             f"({values.min()}..{values.max()}) are not supported"
         )
+    if mode == "I" and (not values.size or values.max() <= 255):
+        return values.astype(np.uint8)
     return (values.astype(np.uint32) >> 8).astype(np.uint8)
 
 
@@ -82,16 +90,15 @@ def _pixels(image: Image.Image, path: str, keep_alpha: bool) -> np.ndarray:
     """(H, W, 3) or, with keep_alpha, (H, W, 4) uint8 array of a loaded PIL image."""
     mode = image.mode
     if mode.startswith("I;16") or mode == "I":
-        # 16-bit grey: keep the high byte, as Pillow does for 16-bit colour PNGs.
-        grey = _high_byte(np.asarray(image), path)
+        grey = _grey_to_uint8(np.asarray(image), mode, path)
         rgb = np.repeat(grey[..., None], 3, axis=-1)
         alpha = None
     elif mode == "F":
         raise ImageReadError(f"cannot read image {path!r}: floating-point images are not supported")
     else:
-        has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-            mode == "P" and "transparency" in image.info
-        )
+        # "transparency": a palette's transparent entries, or the colour key (tRNS) of an
+        # L or RGB PNG.
+        has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
         converted = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
         rgb = converted[..., :3]
         alpha = converted[..., 3] if has_alpha else None
@@ -108,19 +115,26 @@ def _is_grey(image: Image.Image) -> bool:
 
 
 def read_image(
-    path: str | os.PathLike, *, keep_alpha: bool = False, keep_grey: bool = False
+    path: str | os.PathLike,
+    *,
+    keep_alpha: bool = False,
+    keep_grey: bool = False,
+    exif_rotate: bool = False,
 ) -> np.ndarray:
     """Decodes an image file into a uint8 RGB array.
 
     Grey images come back with R = G = B; palette images are expanded; 16-bit images keep their
-    high byte (what Pillow and ``tf.io.decode_png`` do for 8-bit output); an alpha channel is
-    dropped unless ``keep_alpha``.
+    high byte (what Pillow and ``tf.io.decode_png`` do for 8-bit output); an alpha channel
+    (or a PNG's transparent colour key) is dropped unless ``keep_alpha``.
 
     Args:
         path: the image file (PNG, JPEG, BMP, WebP, or anything else Pillow decodes).
         keep_alpha: return four channels, RGBA; images without alpha get an opaque (255) one.
         keep_grey: a file with one grey colour band comes back as (H, W), its own values (not
             R = G = B), unless ``keep_alpha`` and some pixel is not opaque (then RGBA, as above).
+        exif_rotate: apply the file's EXIF orientation (a phone photo stored sideways comes back
+            upright, as image viewers show it). Off by default: benchmark pixels are read as
+            stored.
 
     Returns:
         ``uint8`` array of shape (H, W, 3), or (H, W, 4) with ``keep_alpha``.
@@ -136,6 +150,8 @@ def read_image(
     try:
         with Image.open(path) as image:
             image.load()
+            if exif_rotate:
+                image = ImageOps.exif_transpose(image)
             pixels = _pixels(image, path, keep_alpha)
             grey = keep_grey and _is_grey(image)
     except ImageReadError:
