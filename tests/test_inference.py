@@ -253,8 +253,18 @@ def test_arbitrary_scale_keras_model(images, scale, hw):
     y = images[1]
     out = up.upscale_y(y)
     assert out.shape == (*hw, 1)
-    expect = tf.image.resize(y[None, ..., None].astype(np.float32), hw, method="bilinear")
-    np.testing.assert_allclose(out, np.clip(expect[0].numpy(), 0, 1), atol=1e-6)
+    # Bilinear, half-pixel centres, sampling at exactly the scale (source (i + 0.5) / s - 0.5,
+    # edge values beyond the border), even where s * size is not whole (17 x 2.5 = 42.5).
+    expect = y.astype(np.float64)
+    for axis, s in enumerate(np.broadcast_to(scale, 2)):
+        src = (np.arange(hw[axis]) + 0.5) / s - 0.5
+        lo = np.floor(src).astype(int)
+        frac = (src - lo)[:, None] if axis == 0 else (src - lo)[None, :]
+        n = expect.shape[axis]
+        a = np.take(expect, np.clip(lo, 0, n - 1), axis=axis)
+        b = np.take(expect, np.clip(lo + 1, 0, n - 1), axis=axis)
+        expect = a + frac * (b - a)
+    np.testing.assert_allclose(out[..., 0], np.clip(expect, 0, 1), atol=1e-5)
     assert up.upscale_rgb(np.zeros((7, 9, 3), np.float32)).shape == (*hw, 3)
 
 

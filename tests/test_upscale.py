@@ -10,7 +10,7 @@ from tests.cli import run_python
 from tfsr.data import imresize
 from tfsr.data.io import read_image, write_image
 from tfsr.inference import BicubicUpscaler, KerasUpscaler, Upscaler
-from tfsr.models import collapse_model, sesr_model
+from tfsr.models import collapse_model, meta_sesr, sesr_model
 from tfsr.upscaling import plan_outputs, run_tiled, upscale_files, upscale_image
 
 
@@ -76,6 +76,21 @@ def test_run_tiled_non_integer_scales_equal_whole_image(scale):
         tiled = run_tiled(run, image[:h, :w], scale, tile=8, margin=4)
         assert tiled.shape == whole.shape
         np.testing.assert_allclose(tiled, whole, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [2.5, (1.5, 2.7)])
+def test_tiled_meta_sesr_equals_whole_at_non_integer_scales(scale):
+    model = meta_sesr(num_blocks=2, expanded_filters=16, hidden_units=16)
+    rng = np.random.default_rng(2)
+    for w in model.weights:  # random, non-trivial weights (the Pos2Weight MLP starts at zero)
+        w.assign(rng.normal(0, 0.1, w.shape).astype(np.float32))
+    upscaler = KerasUpscaler(model, scale, name="meta")
+    image = _photo(37, 45, seed=4)
+    whole = upscale_image(upscaler, image, tile=1000)
+    tiled = upscale_image(upscaler, image, tile=12, margin=8)  # receptive radius 2 + 1 < 8
+    assert tiled.shape == whole.shape
+    diff = np.abs(whole.astype(int) - tiled.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
 
 
 def test_run_tiled_irrational_scale_runs_whole():

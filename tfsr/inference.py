@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfsr.data.color import rgb_to_ycbcr, ycbcr_to_rgb
-from tfsr.data.imresize import imresize, scale_name, scale_pair
+from tfsr.data.imresize import imresize, scale_name, scale_pair, scale_ratio
 
 __all__ = [
     "BicubicUpscaler",
@@ -127,7 +127,9 @@ class Upscaler:
             return self._checked_predict(rgb)
         ycbcr = rgb_to_ycbcr(rgb.astype(np.float64))
         y = self._checked_predict(ycbcr[..., :1].astype(np.float32))
-        cbcr = imresize(ycbcr[..., 1:], output_size=y.shape[:2])
+        # MATLAB bicubic at the scale itself (not at the ratio of the sizes, which differs
+        # where s * size is not whole), cut to the model's floor or ceil of s * size.
+        cbcr = imresize(ycbcr[..., 1:], self.scale_pair)[: y.shape[0], : y.shape[1]]
         out = ycbcr_to_rgb(np.concatenate([y, cbcr], axis=-1).astype(np.float64))
         return np.clip(out, 0.0, 1.0).astype(np.float32)
 
@@ -185,7 +187,8 @@ class KerasUpscaler(Upscaler):
 
     A model with a second, (N, 2) input is an arbitrary-scale model (``tfsr.models.meta_sesr``):
     it is called on ``[image, [[scale_v, scale_h]]]`` and runs at any requested scale (which
-    must then be given).
+    must then be given); an image whose size times the scale is not whole is padded first (see
+    ``_predict_any_scale``).
 
     ``channels`` is the model's input channel count (1: Y-only, 3: RGB). The model's own scale
     is read from its static input and output shapes, or, for fully convolutional models, from
@@ -245,9 +248,33 @@ class KerasUpscaler(Upscaler):
                 f"got an image of {image.shape[0]}x{image.shape[1]}"
             )
         if self.arbitrary_scale:
-            scale = np.asarray([self.scale_pair], np.float32)  # (1, 2)
-            return self.model([image[None], scale], training=False)[0].numpy()
+            return self._predict_any_scale(image)
         return self.model(image[None], training=False)[0].numpy()
+
+    def _predict_any_scale(self, image):
+        """An arbitrary-scale model at ``scale_pair``, on an LR padded to a whole output size.
+
+        Meta-SESR's bilinear residual resizes to the output's size, so it samples at the ratio
+        of the two sizes; where ``s * size`` is not a whole number that is not ``s``, and the
+        residual would drift against the meta-upscale grid by up to 1/s LR pixel at the far
+        edge. For ``s = p / q`` the LR is padded (edge values) to a multiple of q on that axis,
+        where the ratio is exactly ``s`` (training patches always are), and the output cropped
+        to ``floor(s * size)``. This also makes a tile's output a window of the whole image's.
+        """
+        scale = np.asarray([self.scale_pair], np.float32)  # (1, 2)
+        pads, sizes = [], []
+        for n, s in zip(image.shape[:2], self.scale_pair, strict=True):
+            try:
+                p, q = scale_ratio(s)
+            except ValueError:  # no short ratio: as it is
+                p, q = s, 1
+            pads.append(0 if self._fixed_hw is not None or q == 1 else -n % q)
+            sizes.append(n * p // q if q > 1 else None)
+        if not any(pads):
+            return self.model([image[None], scale], training=False)[0].numpy()
+        padded = np.pad(image, ((0, pads[0]), (0, pads[1]), (0, 0)), mode="edge")
+        out = self.model([padded[None], scale], training=False)[0].numpy()
+        return out[: sizes[0], : sizes[1]]
 
 
 class TFLiteUpscaler(Upscaler):

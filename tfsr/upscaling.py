@@ -139,7 +139,7 @@ def upscale_image(
         out = run_tiled(upscaler.upscale_rgb, x, upscaler.scale_pair, tile=tile, margin=margin)
     out = np.asarray(to_uint8(np.asarray(out, np.float64) * 255.0))
     if alpha is not None:
-        big_alpha = imresize(alpha, output_size=out.shape[:2])
+        big_alpha = imresize(alpha, upscaler.scale_pair)[: out.shape[0], : out.shape[1]]
         out = np.concatenate([out, np.asarray(big_alpha)[..., None]], axis=-1)
     return out
 
