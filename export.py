@@ -37,6 +37,7 @@ _QAT_STEPS = flags.DEFINE_integer(
     "Quantisation-aware fine-tuning steps after calibration and reconstruction (default 0: "
     "post-training only, which measured as good on the shipped models). QAT is for SESR models "
     "only: other families are calibrated by the TFLite converter.",
+    lower_bound=0,
 )
 _SCALE = flags.DEFINE_float(
     "scale", None, "Scale to export an arbitrary-scale model (meta_sesr) at, e.g. 2 or 2.5."
@@ -60,7 +61,10 @@ _RECONSTRUCT = flags.DEFINE_boolean(
     "against the float model's outputs (--noreconstruct: calibration ranges, nearest rounding).",
 )
 _CALIBRATION_BATCHES = flags.DEFINE_integer(
-    "calibration_batches", 16, "Batches of 16 LR patches (64x64) for the activation ranges."
+    "calibration_batches",
+    16,
+    "Batches of 16 LR patches (64x64) for the activation ranges.",
+    lower_bound=1,
 )
 _TRAIN_DATA = flags.DEFINE_string(
     "train_data", "embedded", "Calibration / QAT images: 'embedded', 'div2k' or a folder."
@@ -93,6 +97,7 @@ def _input_hw():
 
 def main(argv):
     del argv
+    from tfsr.atomic_file import atomic_output
     from tfsr.quantization.export import export_model
 
     val_data = _VAL_DATA.value
@@ -107,6 +112,9 @@ def main(argv):
     try:
         if not _MODEL.value or not _OUT.value:
             raise ValueError("--model and --out are required")
+        report_dir = os.path.dirname(os.path.abspath(_REPORT.value)) if _REPORT.value else ""
+        if report_dir and not os.path.isdir(report_dir):
+            raise FileNotFoundError(f"--report folder {report_dir!r} does not exist")
         report = export_model(
             _MODEL.value,
             _OUT.value,
@@ -132,7 +140,7 @@ def main(argv):
         f"{report['bytes']} bytes, ops {', '.join(report['ops'])}"
     )
     if _REPORT.value:
-        with open(_REPORT.value, "w") as f:
+        with atomic_output(_REPORT.value) as tmp, open(tmp, "w") as f:
             json.dump(report, f, indent=2)
     return 0
 

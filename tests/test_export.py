@@ -95,6 +95,9 @@ def test_export_float_from_run_folder(tiny_model_files, tmp_path):
         ({"out": "model.bin"}, ValueError, "must end in .tflite"),
         ({"out": "/no/such/dir/m.tflite"}, FileNotFoundError, "output folder"),
         ({"input_hw": (0, 8)}, ValueError, "input size must be two positive integers"),
+        ({"calibration_batches": -1}, ValueError, "--calibration_batches must be an integer >= 1"),
+        ({"qat_steps": -3}, ValueError, "--qat_steps must be an integer >= 0"),
+        ({"val_data": ["../shared/data/val/Set5", "Set14typo"]}, FileNotFoundError, "'Set14typo'"),
     ],
 )
 def test_bad_requests_raise_clearly(tiny_model_files, tmp_path, kwargs, error, match):
@@ -134,5 +137,19 @@ def test_script_reports_one_line_and_fails(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         "export.py: error: model file 'missing.keras' does not exist"
     )
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "m.tflite")
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--report=/no/such/dir/r.json", "--report folder '/no/such/dir' does not exist"),
+        ("--calibration_batches=-1", "flag --calibration_batches=-1: -1 is not a positive integer"),
+    ],
+)
+def test_script_checks_flags_before_the_export(tmp_path, flag, message):
+    result = run_python("export.py", "--model=sesr_m5_relu_x2", f"--out={tmp_path}/m.tflite", flag)
+    assert result.returncode != 0 and message in result.stderr
     assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "m.tflite")

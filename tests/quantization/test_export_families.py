@@ -156,6 +156,15 @@ def test_int8_export_is_close_to_keras(model_files, family, scale, hr_image, tmp
     assert err.mean() < 1.5 and err.max() < 6.0
     (row,) = report["verification"]
     assert row["runner"] == "resized input" and abs(row["drop_db"]) < 1.0
+    # Input and output hold all of [0, 1] (full-range and grey images are not clipped), and the
+    # input step puts every uint8 pixel value on an int8 level.
+    interpreter = Interpreter(model_path=out)
+    (q_in, zero_in), (q_out, zero_out) = (
+        interpreter.get_input_details()[0]["quantization"],
+        interpreter.get_output_details()[0]["quantization"],
+    )
+    assert q_in == pytest.approx(1 / 255, rel=1e-6) and zero_in == -128
+    assert (-128 - zero_out) * q_out <= 0.0 and (127 - zero_out) * q_out >= 0.999
 
 
 def test_meta_needs_a_scale(model_files, tmp_path):

@@ -43,6 +43,16 @@ def test_calibrated_range_is_mean_of_batch_ranges():
     # The EMA decay is back to its training value.
     config = q.get_layer("quant_conv").quantize_config
     assert config.output_quantizer.ema_decay == 0.999
+    # Frozen ranges are calibrated all the same, and stay frozen.
+    qat.freeze_ranges(q)
+    qat.calibrate_ranges(q, [b])
+    np.testing.assert_allclose(quant_range(q, "quant_conv", "output"), (-0.4, 0.4), atol=1e-6)
+    assert config.output_quantizer.frozen
+    # A layer whose name contains "output" still has one output range and one kernel range.
+    named = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="output_conv")(inputs))
+    wrapper = qat.quantize_model(named).get_layer("quant_output_conv")
+    assert qat.range_vars(wrapper, "output")[0].name.endswith("/output_min:0")
+    assert qat.range_vars(wrapper, "kernel")[0].name.endswith("/kernel_min:0")
 
 
 def test_annotation_of_sesr():
@@ -138,6 +148,18 @@ def test_train_qat_lowers_loss_and_resumes(tmp_path):
     assert second["resumed_from"] == 3 and second["steps"] == 40
     # The target (nearest x2 of the input) is easy: 40 steps must lower the loss clearly.
     assert l1(q2) < 0.8 * loss_before
+
+
+def test_qat_checkpoint_of_another_model_is_refused(tmp_path):
+    prelu = qat.quantize_model(collapse_model(tiny_sesr("prelu")))
+    qat.calibrate_ranges(prelu, [lr_batch(0, size=8)])
+    qat.train_qat(prelu, _dataset(), 2, checkpoint_dir=str(tmp_path))
+    relu = qat.quantize_model(collapse_model(tiny_sesr("relu")))
+    before = [w.numpy().copy() for w in relu.weights]
+    with pytest.raises(ValueError, match="QAT checkpoint in .* is of a different model"):
+        qat.train_qat(relu, _dataset(), 4, checkpoint_dir=str(tmp_path))
+    for a, b in zip(before, relu.weights, strict=True):
+        np.testing.assert_array_equal(a, b.numpy())  # nothing loaded
 
 
 def test_qat_model_h5_round_trip(tmp_path):

@@ -343,14 +343,25 @@ def representative_patches(
 
     Patches of about 64x64 from :func:`calibration_dataset` (seed 0): calibration on full frames
     would cost gigabytes, and the ranges of a convolutional network do not depend on the size.
+    The first sample is a ramp from 0 to 1: training patches are studio-range luma (16/255 to
+    235/255), and the converter's min / max calibration would otherwise give the input (and the
+    output) a range that clips full-range images such as grey ones, with a step that no longer
+    puts uint8 pixels on int8 levels.
     """
     if batches < 1:
         raise ValueError(f"calibration_batches must be a positive integer, got {batches!r}")
     data = calibration_dataset(train_data, scale, patch_size=calibration_patch_size(scale))
 
     def generate():
+        first = True
         for lr, _ in data.take(batches):
-            for patch in lr.numpy():
+            lr = lr.numpy()
+            if first:
+                _, h, w, c = lr.shape
+                ramp = np.linspace(0.0, 1.0, h * w, dtype=np.float32).reshape(1, h, w, 1)
+                yield np.repeat(ramp, c, axis=-1)
+                first = False
+            for patch in lr:
                 yield patch[None]
 
     return generate
@@ -470,6 +481,14 @@ def verify(
     return rows
 
 
+def _check_val_data(val_data) -> None:
+    """Every validation entry exists (a folder, or an HR image file); names the one missing."""
+    entries = [val_data] if isinstance(val_data, (str, os.PathLike)) else list(val_data)
+    for entry in entries:
+        if not os.path.exists(entry):
+            raise FileNotFoundError(f"validation data {str(entry)!r} does not exist")
+
+
 def _is_list_of_sets(val_data) -> bool:
     """A list of folders (several sets) rather than a list of HR image files (one set)."""
     return all(os.path.isdir(v) for v in val_data)
@@ -561,6 +580,17 @@ def export_model(
         )
     if qat_steps and quantize != "int8":
         raise ValueError(f"--qat_steps={qat_steps} needs --quantize=int8, got {quantize}")
+    for name, value, low in (
+        ("calibration_batches", calibration_batches, 1),
+        ("qat_steps", qat_steps, 0),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low
+        ):
+            raise ValueError(f"--{name} must be an integer >= {low}, got {value!r}")
+    if val_data is None:
+        val_data = default_val_data()
+    _check_val_data(val_data)  # before the conversion, not after it
     requested = _requested_scale(scale, scale_v, scale_h)
     model = load_model(spec)
     handler = export_handler_for(model)
@@ -637,7 +667,12 @@ def export_model(
     if bad:
         raise ValueError(f"the converted model has non-builtin ops {bad}; not written")
     _convert.write_atomic(content, out)
-    size = f"{input_hw[0]}x{input_hw[1]}" if input_hw else "any size"
+    if input_hw:
+        size = f"{input_hw[0]}x{input_hw[1]}"
+    elif dynamic is not None:  # a converter-path file: sized to a patch, resizable
+        size = f"{patch}x{patch} (resizable)"
+    else:
+        size = "any size"
     log(f"wrote {out}: {len(content)} bytes, {quantize}, input {size}, {seconds:.1f} s")
 
     report = {
@@ -655,8 +690,6 @@ def export_model(
         "reconstruct": bool(reconstruct and quantize == "int8" and handler.int8 == "qat"),
         "verification": [],
     }
-    if val_data is None:
-        val_data = default_val_data()
 
     def content_dynamic():
         if dynamic is not None:  # sized so that its shapes state its scale

@@ -8,10 +8,11 @@ The flow, for a float model in inference form (a collapsed SESR: ``Conv2D``, ``P
     train_qat(qat, dataset, steps=...)          # optional fine-tuning through the fake-quant
     convert(qat, "int8", ...)                   # tfsr.quantization.convert: no calibration pass
 
-``calibrate_ranges`` alone is post-training quantisation (``--qat_steps=0``): the ranges are the
-mean min / max over the calibration batches, the weights are quantised per channel from their own
-range, exactly what the TFLite converter's calibrator would do, but measured on small patches
-instead of full 1080p frames (seconds and little memory instead of gigabytes).
+``calibrate_ranges`` alone is post-training quantisation (``--qat_steps=0``): the ranges are
+percentiles of the calibration activations or the mean of the batches' min / max (the TFLite
+converter's calibrator keeps the overall min / max instead, which one outlier batch widens), the
+weights are quantised per channel from their own range, as the converter does; measured on small
+patches instead of full 1080p frames (seconds and little memory instead of gigabytes).
 
 Saving: ``.keras`` files of QAT models do not reload in tf_keras 2.21; :func:`qat_checkpoint`
 keeps a ``tf.train.Checkpoint`` (model, optimizer, step) that a rerun resumes from, and
@@ -174,8 +175,12 @@ def _range_configs(qat_model: keras.Model) -> list[configs.OutputRangeConfig]:
 def range_vars(layer, name_part: str = "") -> tuple[tf.Variable, tf.Variable]:
     """The (min, max) range variables of a quantized layer whose names hold ``name_part``
     (``"output"``: its output range; ``"kernel"``: its kernel quantizer's)."""
-    mins = [w for w in layer.weights if w.name.endswith("_min:0") and name_part in w.name]
-    maxs = [w for w in layer.weights if w.name.endswith("_max:0") and name_part in w.name]
+
+    def leaf(w):  # "quant_conv/output_min:0" -> "output_min:0"; layer names do not count
+        return w.name.rsplit("/", 1)[-1]
+
+    mins = [w for w in layer.weights if leaf(w).endswith("_min:0") and name_part in leaf(w)]
+    maxs = [w for w in layer.weights if leaf(w).endswith("_max:0") and name_part in leaf(w)]
     if len(mins) != 1 or len(maxs) != 1:
         raise ValueError(
             f"{layer.name}: expected one min and one max range variable, got "
@@ -214,8 +219,8 @@ def calibrate_ranges(
 
     Runs the model in training mode (eagerly). Without ``percentile`` each range is the mean
     batch min / max (the EMA decay of batch ``k`` is set to ``k / (k + 1)``, which makes the
-    range the running mean of the batch ranges; then the decay is put back), what the TFLite
-    converter's own calibrator does. With ``percentile`` (for example 99.99) each range is the
+    range the running mean of the batch ranges; then the decay is put back; the TFLite
+    converter's own calibrator keeps the overall min / max instead). With ``percentile`` (for example 99.99) each range is the
     ``100 - percentile`` / ``percentile`` percentile of the activations (``samples_per_batch``
     random values per batch and tensor), widened to hold 0: the rare extreme values of a trained
     SR network's features are clipped, and the int8 step of the bulk shrinks. Fixed ranges (the
@@ -238,7 +243,7 @@ def calibrate_ranges(
     if percentile is not None and not 50.0 < float(percentile) <= 100.0:
         raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
     quantizers = [q for c in _range_configs(qat_model) for q in c.range_quantizers()]
-    saved = [q.ema_decay for q in quantizers]
+    saved = [(q.ema_decay, q.frozen) for q in quantizers]
     rng = np.random.default_rng(seed)
     seen: dict[int, list[np.ndarray]] = {id(q): [] for q in quantizers}
     variables: dict[int, dict] = {}
@@ -257,6 +262,7 @@ def calibrate_ranges(
     try:
         for q in quantizers:
             q.observer = observer_for(q) if percentile is not None else None
+            q.frozen = False  # calibration sets frozen ranges too (they stay frozen after)
         for batch in batches:
             if isinstance(batch, (tuple, list)):
                 batch = batch[0]
@@ -265,8 +271,8 @@ def calibrate_ranges(
             qat_model(tf.convert_to_tensor(batch, tf.float32), training=True)
             count += 1
     finally:
-        for q, decay in zip(quantizers, saved, strict=True):
-            q.ema_decay = decay
+        for q, (decay, frozen) in zip(quantizers, saved, strict=True):
+            q.ema_decay, q.frozen = decay, frozen
             q.observer = None
     if count == 0:
         raise ValueError("calibrate_ranges needs at least one batch, got none")
@@ -291,19 +297,65 @@ def freeze_ranges(qat_model: keras.Model, frozen: bool = True) -> None:
             q.frozen = frozen
 
 
+_FINGERPRINT_FILE = "qat_model.json"
+
+
+def _fingerprint(qat_model: keras.Model) -> list:
+    """The model's structure, independent of layer names (which differ between processes):
+    every layer's class and the shapes of its weights, in order."""
+    return [
+        [type(layer).__name__, [list(w.shape) for w in layer.weights]] for layer in qat_model.layers
+    ]
+
+
 def qat_checkpoint(
     qat_model: keras.Model, optimizer: keras.optimizers.Optimizer, directory: str
 ) -> tuple[tf.train.CheckpointManager, tf.Variable]:
     """A checkpoint manager over (model, optimizer, step) in ``directory``; restores the latest.
 
+    The folder also records the model's structure (``qat_model.json``): a checkpoint of another
+    model (a PReLU run resumed with a ReLU model, another size) is refused rather than partly
+    loaded.
+
     Returns:
         ``(manager, step)``: ``step`` is the number of QAT steps already done (0 when new).
+
+    Raises:
+        ValueError: ``directory`` holds the checkpoint of a different model.
     """
+    import json
+    import os
+
+    from tfsr.atomic_file import atomic_output
+
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="qat_step")
     checkpoint = tf.train.Checkpoint(model=qat_model, optimizer=optimizer, step=step)
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
+    fingerprint = _fingerprint(qat_model)
+    path = os.path.join(directory, _FINGERPRINT_FILE)
     if manager.latest_checkpoint:
+        if os.path.exists(path):
+            with open(path) as f:
+                saved = json.load(f)
+            if saved != fingerprint:
+                raise ValueError(
+                    f"the QAT checkpoint in {directory!r} is of a different model (layers or "
+                    "weight shapes differ); use another --qat_dir or remove that folder"
+                )
+        try:  # every variable of the model must be in the checkpoint
+            tf.train.Checkpoint(model=qat_model).restore(
+                manager.latest_checkpoint
+            ).expect_partial().assert_existing_objects_matched()
+        except AssertionError as error:
+            raise ValueError(
+                f"the QAT checkpoint in {directory!r} does not fit this model: {error}"
+            ) from error
+        # The optimizer's slots are created, and then restored, at its first step.
         checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    else:
+        os.makedirs(directory, exist_ok=True)
+        with atomic_output(path) as tmp, open(tmp, "w") as f:
+            json.dump(fingerprint, f)
     return manager, step
 
 
