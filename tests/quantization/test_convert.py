@@ -78,6 +78,20 @@ def test_int8_matches_qat_model(models, int8_dynamic):
     assert diff.max() <= 2.0 + 1e-3 and np.mean(diff > 0.5) < 0.15
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_int8_relu_sesr_is_conv_add_and_depth_to_space_only(scale):
+    # The README's deployment claim: with ReLU (fused into the convolutions) nothing else is
+    # left, at every scale (the fixed [0, 1] range reaches through the pixel shuffles).
+    tf.random.set_seed(0)
+    model = collapse_model(
+        sesr(scale=scale, num_filters=4, num_blocks=2, expanded_filters=8, activation="relu")
+    )
+    q = qat.quantize_model(model)
+    qat.calibrate_ranges(q, [lr_image(s, 16, 16) for s in range(2)])
+    content = convert.convert(q, "int8", input_hw=(12, 12))
+    assert set(convert.tflite_ops(content)) == {"CONV_2D", "ADD", "DEPTH_TO_SPACE"}
+
+
 def test_uint8_io(models):
     content = convert.convert(models[1], "int8", input_hw=(8, 8), io_dtype="uint8")
     detail = Interpreter(model_content=content).get_input_details()[0]

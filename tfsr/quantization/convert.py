@@ -184,13 +184,16 @@ def convert_calibrated(
 def set_input_size(content: bytes, input_hw: tuple[int, int]) -> bytes:
     """The model with its (only) input fixed to (1, H, W, C), checked to run at that size.
 
-    The input's shape and shape signature become (1, H, W, C); the model is run once on zeros
-    at that size and the output's shape is set to what it gave (its signature stays dynamic).
-    Ops keep their dynamic shapes, so the interpreter still accepts ``resize_tensor_input``.
+    The input's shape and shape signature become (1, H, W, C) (whatever its batch was); the
+    model is run once on zeros at that size and the output's shape is set to what it gave (its
+    signature stays dynamic). The ops inside keep their dynamic shapes (and the run-time shape
+    ops of a dynamic-size conversion), so the interpreter still accepts ``resize_tensor_input``;
+    delegates that need static shapes throughout (GPU, NNAPI) may refuse such a file. The SESR
+    path converts at the fixed size instead (every shape folded).
 
     Raises:
-        ValueError: a model with several inputs, an input that is not (1, H, W, C), or a model
-            the interpreter cannot allocate or run at that size.
+        ValueError: a model with several inputs, an input that is not 4-D, or a model the
+            interpreter cannot allocate or run at that size.
     """
     from ai_edge_litert.interpreter import Interpreter
     from tensorflow.lite.tools import flatbuffer_utils
