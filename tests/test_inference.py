@@ -101,6 +101,13 @@ def test_output_is_clipped():
     np.testing.assert_allclose(out[::2, ::2, 0], [[0.0, 0.5], [1.0, 0.0]], atol=1e-6)
 
 
+def test_nan_output_is_an_error_not_black_pixels():
+    inputs = keras.Input((None, None, 1))
+    model = keras.Model(inputs, keras.layers.UpSampling2D(2)(inputs) * float("nan"))
+    with pytest.raises(ValueError, match="nan: the model's output holds NaN"):
+        KerasUpscaler(model, 2, "nan").upscale_y(np.zeros((3, 4)))
+
+
 def test_model_scale_is_checked(y_model_path):
     with pytest.raises(ValueError, match="upscales by 2, but scale 3 was asked for"):
         load_upscaler(y_model_path, 3)

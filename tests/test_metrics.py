@@ -85,6 +85,8 @@ def test_errors():
         psnr(sr, hr, crop_border=-1)
     with pytest.raises(ValueError, match="colour images must be uint8 RGB"):
         psnr(sr.astype(np.float32), hr)
+    with pytest.raises(ValueError, match=r"every value in \[0, 1\]: the metrics take the 0..255"):
+        psnr(sr[..., 0] / 255.0, hr[..., 0] / 255.0)
     with pytest.raises(ValueError, match=r"got shape \(24, 30, 4\)"):
         psnr(np.zeros((24, 30, 4), np.uint8), np.zeros((24, 30, 4), np.uint8))
 

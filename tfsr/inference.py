@@ -77,6 +77,8 @@ class Upscaler:
 
     def _checked_predict(self, image: np.ndarray) -> np.ndarray:
         out = np.asarray(self._predict(np.ascontiguousarray(image, np.float32)))
+        if not np.isfinite(out).all():  # would be written as black pixels
+            raise ValueError(f"{self.name}: the model's output holds NaN or infinite values")
         if out.ndim != 3 or out.shape[-1] != image.shape[-1]:
             raise ValueError(
                 f"{self.name}: expected an output of {image.shape[-1]} channel(s) for input "
@@ -305,6 +307,15 @@ class TFLiteUpscaler(Upscaler):
                 f"TFLite model {path} must take one (1, H, W, 1) or (1, H, W, 3) input, "
                 f"got {[list(d['shape']) for d in inputs]}"
             )
+        for kind, detail in (
+            ("input", inputs[0]),
+            ("output", self.interpreter.get_output_details()[0]),
+        ):
+            if detail["dtype"] != np.float32 and not detail["quantization"][0] > 0:
+                raise ValueError(
+                    f"TFLite model {path}: its {detail['dtype'].__name__} {kind} has no "
+                    "quantization parameters (scale 0); expected a float32 or a quantized tensor"
+                )
         self.channels = int(inputs[0]["shape"][-1])
         in_hw = inputs[0]["shape"][1:3]
         out_hw = self.interpreter.get_output_details()[0]["shape"][1:3]

@@ -47,12 +47,19 @@ def y_channel(image) -> np.ndarray:
         float64 array (H, W).
 
     Raises:
-        ValueError: another shape, or a three-channel image that is not uint8.
+        ValueError: another shape, a three-channel image that is not uint8, or a float channel
+            whose values all lie in (0, 1] (a [0, 1] image passed by mistake: PSNR on that
+            scale is 48 dB too high).
     """
     x = np.asarray(image)
     if x.ndim == 3 and x.shape[-1] == 1:
         x = x[..., 0]
     if x.ndim == 2:
+        if x.dtype.kind == "f" and x.size and 0.0 < np.max(x) <= 1.0:
+            raise ValueError(
+                "a float channel with every value in [0, 1]: the metrics take the 0..255 scale "
+                "(multiply by 255 and round, e.g. tfsr.data.to_uint8(y * 255))"
+            )
         return x.astype(np.float64)
     if x.ndim == 3 and x.shape[-1] == 3:
         if x.dtype != np.uint8:

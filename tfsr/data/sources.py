@@ -278,6 +278,7 @@ def source_from_spec(spec: str, *, skip_bad: bool = False) -> ImageSource:
     Raises:
         ValueError: ``spec`` is none of the above (the message lists the choices).
     """
+    spec = os.path.expanduser(spec)  # "--train_data=~/photos": the shell leaves that "~"
     if spec == "embedded":
         source = embedded_photos()
     elif spec == "div2k" or spec.startswith("div2k:"):
