@@ -72,9 +72,18 @@ def bicubic_contributions(in_len: int, out_len: int, scale: float) -> tuple[np.n
     dist = u[:, None] - idx
     weights = scale * _cubic(scale * dist) if scale < 1.0 else _cubic(dist)
     weights = weights / np.sum(weights, axis=1, keepdims=True)
-    period = np.mod(idx - 1.0, 2.0 * in_len).astype(np.int64)  # position in [1..n, n..1]
-    indices = np.where(period < in_len, period, 2 * in_len - 1 - period)
+    indices = mirror_index((idx - 1.0).astype(np.int64), in_len)
     return weights, indices
+
+
+def mirror_index(index, size):
+    """MATLAB's symmetric border: index ... -2 -1 | 0 .. size-1 | size ... maps to
+    ... 1 0 | 0 .. size-1 | size-1 ... (edge pixel repeated); NumPy arrays or tensors."""
+    if tf.is_tensor(index):
+        period = tf.math.floormod(index, 2 * size)
+        return tf.where(period < size, period, 2 * size - 1 - period)
+    period = np.mod(index, 2 * size)
+    return np.where(period < size, period, 2 * size - 1 - period)
 
 
 def _run_time_contributions(in_len, out_len, scale) -> tuple[tf.Tensor, tf.Tensor]:
@@ -131,12 +140,22 @@ def _resize_axis_tf(x: tf.Tensor, axis: int, scale, out_len) -> tf.Tensor:
         weights, indices = tf.constant(w), tf.constant(i.astype(np.int32))
     else:
         weights, indices = _run_time_contributions(tf.shape(x)[axis], out_len, scale)
-    bshape = _broadcast_shape(-1, axis)
+    return sum_taps_tf(x, axis, weights, indices)
+
+
+def sum_taps_tf(x: tf.Tensor, axis: int, weights: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
+    """``sum_t weights[:, t] * x[indices[:, t]]`` along ``axis`` of float64 ``x`` (any rank).
+
+    The taps are summed one by one in order, in a while loop that graph optimisation cannot
+    regroup, as the NumPy path and MATLAB sum them: the same float64 operations in the same
+    order, so the same bits.
+    """
+    bshape = [1] * x.shape.rank
+    bshape[axis] = -1
 
     def tap(t):
         return tf.reshape(weights[:, t], bshape) * tf.gather(x, indices[:, t], axis=axis)
 
-    # Sum the taps in order (as the NumPy path and MATLAB do), so both paths agree bit for bit.
     _, out = tf.while_loop(
         lambda t, acc: t < tf.shape(weights)[1],
         lambda t, acc: (t + 1, acc + tap(t)),
@@ -225,7 +244,8 @@ def _round_uint8_np(x: np.ndarray) -> np.ndarray:
     return np.floor(np.clip(x, 0.0, 255.0) + 0.5)
 
 
-def _round_uint8_tf(x: tf.Tensor) -> tf.Tensor:
+def round_uint8_tf(x: tf.Tensor) -> tf.Tensor:
+    """MATLAB's uint8 conversion of float values: saturate to [0, 255], round half up."""
     return tf.floor(tf.clip_by_value(x, 0.0, 255.0) + 0.5)
 
 
@@ -351,7 +371,7 @@ def _imresize_tf(image, rank, scales, sizes, is_uint8):
                 continue
             y = _resize_axis_tf(y, *step)
             if is_uint8:
-                y = _round_uint8_tf(y)
+                y = round_uint8_tf(y)
         return y
 
     if tf.is_tensor(v[1]) or tf.is_tensor(h[1]):
@@ -380,7 +400,7 @@ def to_uint8(x):
         x = tf.convert_to_tensor(x)
         if x.dtype == tf.uint8:
             return x
-        return tf.cast(_round_uint8_tf(tf.cast(x, tf.float64)), tf.uint8)
+        return tf.cast(round_uint8_tf(tf.cast(x, tf.float64)), tf.uint8)
     x = np.asarray(x)
     if x.dtype == np.uint8:
         return x

@@ -155,7 +155,7 @@ def _check_table(axis: _Axis, weights, first, hr_size: int) -> None:
     expected_weights, expected_indices = _imresize.bicubic_contributions(
         in_len, out_len, 1 / axis.scale
     )
-    indices = _mirror_np(first[:out_len, None] + np.arange(weights.shape[1]), in_len)
+    indices = _imresize.mirror_index(first[:out_len, None] + np.arange(weights.shape[1]), in_len)
     if not (
         np.array_equal(weights[:out_len], expected_weights)
         and np.array_equal(indices, expected_indices)
@@ -200,40 +200,15 @@ class _Direction:
         taps = self.taps[scale]
         weights = self.weights[scale, start : start + self.lr_patch, :taps]
         first = self.first[scale, start : start + self.lr_patch]
-        indices = _mirror_tf(first[:, None] + tf.range(taps, dtype=tf.int64), in_len)
+        indices = _imresize.mirror_index(first[:, None] + tf.range(taps, dtype=tf.int64), in_len)
         lo = tf.reduce_min(indices)
         return weights, indices - lo, lo, tf.reduce_max(indices) + 1
 
 
-def _mirror_np(index: np.ndarray, size: int) -> np.ndarray:
-    """MATLAB's symmetric border: ... 1 0 | 0 1 ... size-1 | size-1 size-2 ..."""
-    period = np.mod(index, 2 * size)
-    return np.where(period < size, period, 2 * size - 1 - period)
-
-
-def _mirror_tf(index: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
-    period = tf.math.floormod(index, 2 * size)
-    return tf.where(period < size, period, 2 * size - 1 - period)
-
-
 def _bicubic_pass(x: tf.Tensor, axis: int, weights: tf.Tensor, local: tf.Tensor) -> tf.Tensor:
-    """One MATLAB bicubic pass along ``axis`` of float64 (H, W, 3) ``x``, rounded to uint8 levels.
-
-    Taps are summed one by one in order, in a while loop that graph optimisation cannot regroup,
-    as imresize sums them: the same float64 operations in the same order, so the same bits.
-    """
-    shape = [1, 1, 1]
-    shape[axis] = -1
-
-    def tap(t):
-        return tf.reshape(weights[:, t], shape) * tf.gather(x, local[:, t], axis=axis)
-
-    _, total = tf.while_loop(
-        lambda t, acc: t < tf.shape(weights)[1],
-        lambda t, acc: (t + 1, acc + tap(t)),
-        (tf.constant(1), tap(0)),
-    )
-    return tf.floor(tf.clip_by_value(total, 0.0, 255.0) + 0.5)
+    """One MATLAB bicubic pass along ``axis`` of float64 (H, W, 3) ``x``, rounded to uint8 levels
+    (bit for bit imresize's: the same taps summed in the same order)."""
+    return _imresize.round_uint8_tf(_imresize.sum_taps_tf(x, axis, weights, local))
 
 
 @dataclasses.dataclass
