@@ -133,3 +133,16 @@ def test_bad_inputs():
         MetaUpscale(1)([tf.zeros((1, 4, 4, 2)), tf.constant([2.0, 2.0, 2.0])])
     with pytest.raises(ValueError, match="scale must be a scalar, a \\(2,\\) pair"):
         MetaUpscale(1)([tf.zeros((1, 4, 4, 2)), tf.zeros((1, 1, 2))])
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_keeps_the_scale_exact(policy):
+    # Autocast would round the scale input to 16 bits (2.3 -> 2.296875 in bfloat16): another
+    # output size. The features compute in the policy's dtype.
+    layer = MetaUpscale(1, hidden_units=8, dtype=policy)
+    x = tf.random.uniform((1, 10, 10, 4))
+    for scale, rows in [(2.3, 23), (3.7, 37), (1.1, 11)]:
+        y = layer([x, tf.constant([[scale, scale]])])
+        assert y.shape == (1, rows, rows, 1) and y.dtype == layer.compute_dtype
+    restored = MetaUpscale.from_config(layer.get_config())
+    assert restored([x, tf.constant([[2.3, 2.3]])]).shape == (1, 23, 23, 1)

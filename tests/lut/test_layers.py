@@ -95,6 +95,18 @@ def test_rc_module_table_matches_the_layer():
     np.testing.assert_allclose(out[0, :, :, 0], expected, atol=1)
 
 
+def test_rc_module_units_start_alive():
+    # A ReLU unit that is zero on all of [0, 1] never gets a gradient: at initialisation every
+    # unit must be active for some level (its kink inside the input range).
+    tf.random.set_seed(0)
+    rc = RcModule(window=5, filters=16)
+    rc.build((None, None, None, 1))
+    v = tf.linspace(0.0, 1.0, 256)[:, None, None]  # (256, 1, 1)
+    hidden = tf.nn.relu(v * rc.w1 + rc.b1)  # (256, K, filters)
+    alive = tf.reduce_any(hidden > 0, axis=0).numpy()
+    assert alive.mean() > 0.98
+
+
 def test_rc_module_bad_window():
     with pytest.raises(ValueError, match="window must be a positive odd int, got 4"):
         RcModule(window=4)

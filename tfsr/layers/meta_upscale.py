@@ -77,6 +77,10 @@ class MetaUpscale(keras.layers.Layer):
     """
 
     def __init__(self, filters: int, kernel_size: int = 3, hidden_units: int = 256, **kwargs):
+        # No autocast: under mixed precision Keras would cast the scale input to float16 or
+        # bfloat16 too (2.3 -> 2.296875: another output size and period); the features are
+        # cast to the compute dtype in call().
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.filters = _positive_int("filters", filters)
         self.kernel_size = _positive_int("kernel_size", kernel_size)
@@ -110,6 +114,7 @@ class MetaUpscale(keras.layers.Layer):
 
     def call(self, inputs):
         features, scale = inputs
+        features = tf.cast(features, self.compute_dtype)
         scale_v, scale_h = batch_scale(scale)
         shape = tf.shape(features)
         positions = phase_positions(scale_v, scale_h, shape[1], shape[2])  # (P_v, P_h, 4)
