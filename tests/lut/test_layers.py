@@ -8,6 +8,7 @@ import tf_keras as keras
 from tfsr.lut import LutNet, LutUnit, RcModule, lut_net
 from tfsr.lut.networks import functional_lut_net, normalize_stages
 from tfsr.lut.patterns import gather_pattern, quantize_levels, run_stages
+from tfsr.lut.rc_module import rc_combine
 from tfsr.models.registry import get_model_spec
 from tfsr.testing import run_layer_test
 
@@ -45,8 +46,7 @@ def test_quantize_levels_rounds_and_passes_gradient():
 
 
 def test_run_stages_rotation_ensemble_golden():
-    # A unit returning its rotated input's top-left pixel level as residual: the ensemble of the
-    # four rotations averages the rotated-back outputs.
+    # Constant residuals: the ensemble of the four rotations averages the rotated-back outputs.
     x = _levels(np.random.default_rng(0), (1, 3, 4, 1))
 
     def unit(s, p, levels):
@@ -66,6 +66,19 @@ def test_run_stages_rotation_ensemble_golden():
     base = np.repeat(np.repeat(x[0, :, :, 0], 2, 0), 2, 1)
     # Each of the 4 sub-pixels is the (0, 0) sub-pixel of exactly one rotation: +8 / 4 = +2.
     np.testing.assert_allclose(out * 255, np.clip(base + 2.0, 0, 255), atol=1e-4)
+
+
+def test_run_stages_rotates_back_the_right_way():
+    # A unit that returns its own (rotated) input: rotated back, every rotation gives x again,
+    # so the stage gives x + x. Rotating back the wrong way (by +k instead of -k) would add the
+    # 180-degree-rotated image for k = 1 and 3, which the constant units above cannot notice.
+    x = _levels(np.random.default_rng(5), (1, 5, 5, 1)) / 2.0
+
+    def identity(s, p, levels):
+        return levels
+
+    out = run_stages(tf.constant(x), [{"scale": 1, "patterns": "S"}], identity).numpy()
+    np.testing.assert_allclose(out * 255, np.clip(2 * x, 0, 255), atol=1e-3)
 
 
 def test_rc_module_layer():
@@ -89,10 +102,11 @@ def test_rc_module_table_matches_the_layer():
     mapped = np.stack(
         [table[3 * i + j][padded[i : i + 6, j : j + 6]] for i in range(3) for j in range(3)], -1
     )
-    expected = np.round((np.tanh(mapped.mean(-1)) + 1) * 127.5)
-    assert np.all((out[0, :, :, 0] >= 0) & (out[0, :, :, 0] <= 255))
-    assert np.mean(out[0, :, :, 0] == expected) > 0.97  # a float rounding may flip a .5
-    np.testing.assert_allclose(out[0, :, :, 0], expected, atol=1)
+    # The layer is its tables: combining the table values gives exactly its output.
+    expected = rc_combine(tf.constant(mapped[None], tf.float32)).numpy()[0, :, :, 0]
+    np.testing.assert_array_equal(out[0, :, :, 0], expected)
+    # ... which is round((tanh(mean) + 1) * 127.5), up to a .5 tie flipped by float rounding.
+    np.testing.assert_allclose(expected, np.round((np.tanh(mapped.mean(-1)) + 1) * 127.5), atol=1)
 
 
 def test_rc_module_units_start_alive():
@@ -124,9 +138,10 @@ def test_lut_unit_layer_and_table():
     unit = LutUnit(scale=2, filters=8, depth=2)
     table = unit.table(interval=64).numpy()  # 5**4 rows
     assert table.shape == (625, 4) and table.dtype == np.int8
-    # Row of sample point (1, 2, 4, 0): levels (64, 128, 255, 0) (the last point is 255).
+    # Row of sample point (1, 2, 4, 0): levels (64, 128, 256, 0): the last point is where the
+    # interpolation puts it, 4 * 64 (an input of 255 lies 63/64 of the way there).
     row = (1 * 5 + 2) * 5 * 5 + 4 * 5 + 0
-    expected = unit(np.array([[64.0, 128.0, 255.0, 0.0]], np.float32)).numpy()[0]
+    expected = unit(np.array([[64.0, 128.0, 256.0, 0.0]], np.float32)).numpy()[0]
     np.testing.assert_array_equal(table[row], np.round(expected).astype(np.int8))
 
 
@@ -177,3 +192,19 @@ def test_registered_models(name, tables, filters):
     assert {unit.filters for unit in model.units} == {filters}
     assert model(np.zeros((1, 3, 3, 1), np.float32)).shape == (1, 12, 12, 1)
     assert lut_net("srlut", scale=2).scale == 2
+
+
+def test_lut_net_computes_in_float32_under_mixed_precision():
+    # train.py --mixed_precision sets a global bfloat16 policy; the RC thresholds and level
+    # arithmetic must stay float32 (bfloat16 failed inside searchsorted).
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        net = lut_net("rclut", scale=4, filters=8, depth=1, rc_filters=4)
+        x = tf.random.uniform((2, 12, 12, 1), seed=1)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(net(x, training=True))
+        grads = tape.gradient(loss, net.trainable_variables)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert {v.dtype for v in net.variables} == {tf.float32}
+    assert all(g is not None for g in grads)

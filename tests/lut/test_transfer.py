@@ -79,6 +79,21 @@ def test_compiled_and_twin_paths_agree_exactly(tables):
     np.testing.assert_allclose(model.upscale(x).numpy(), model(x).numpy(), atol=1e-6)
 
 
+def test_inference_errors_are_clear(net, tables):
+    model = LutModel.from_tables(tables)
+    assert model.min_side == 2  # 5x5 and 3x3 RC windows, 2x2 patterns
+    with pytest.raises(ValueError, match="needs images of at least 2x2 pixels, got 1x7"):
+        model.upscale(np.zeros((1, 1, 7, 1), np.float32))
+    # Inference is not differentiable; a tape around it gives no gradient, not a LookupError.
+    x = tf.constant(_image(3))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = model(x)
+    assert tape.gradient(y, x) is None
+    with pytest.raises(ValueError, match="interval 2 would sample 129\\*\\*4 points"):
+        transfer(net, interval=2)
+
+
 def test_file_round_trip(tables, lut_path):
     loaded = load_lut_file(lut_path)
     assert loaded.stages == tables.stages and loaded.interval == 16 and loaded.scale == 2

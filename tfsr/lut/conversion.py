@@ -25,13 +25,24 @@ import tf_keras as keras
 from tfsr.lut.lut_file import LutTables, save_lut_file
 from tfsr.lut.lut_model import LutModel
 from tfsr.lut.networks import LutNet, find_lut_net
+from tfsr.ops.lut_interp import lut_side
 from tfsr.progress import step_bar
 
 
 def transfer(net: LutNet, interval: int = 16) -> LutTables:
-    """Samples a trained :class:`LutNet` into the tables of a :class:`LutModel`."""
+    """Samples a trained :class:`LutNet` into the tables of a :class:`LutModel`.
+
+    ``interval`` is a power of two from 4 (65**4 points per table, 17 million) to 128; 16 (17**4)
+    is the papers' choice. Intervals 1 and 2 (257**4 and 129**4 points, gigabytes per table) are
+    refused.
+    """
     if not isinstance(net, LutNet):
         raise ValueError(f"transfer needs a tfsr.lut.LutNet, got {type(net).__name__}")
+    if isinstance(interval, int) and not isinstance(interval, bool) and interval < 4:
+        raise ValueError(
+            f"interval {interval} would sample {lut_side(interval)}**4 points per table; use 4 "
+            "or more (16: the papers' 17**4 tables)"
+        )
     if not net.built:
         net(tf.zeros((1, 4, 4, 1)))
     tables = LutTables(stages=net.stages, interval=interval)

@@ -9,14 +9,18 @@ import tf_keras as keras
 from tfsr.lut.lut_file import LutTables, load_lut_file
 from tfsr.lut.lut_stage import lut_stage, table_unit
 from tfsr.lut.networks import normalize_stages, total_scale
-from tfsr.lut.patterns import RC_WINDOWS, UNIT_RANGE, quantize_levels, run_stages
+from tfsr.lut.patterns import (
+    RC_WINDOWS,
+    quantize_levels,
+    round_unit_values,
+    run_stages,
+)
 from tfsr.ops.lut_interp import lut_side
 
 
 def _int8(table: tf.Tensor) -> tf.Tensor:
     """A float table rounded half away from zero to int8 in [-127, 127] (as saved)."""
-    rounded = tf.sign(table) * tf.floor(tf.abs(table) + 0.5)
-    return tf.cast(tf.clip_by_value(rounded, -UNIT_RANGE, UNIT_RANGE), tf.int8)
+    return tf.cast(round_unit_values(table), tf.int8)
 
 
 @keras.saving.register_keras_serializable(package="tfsr")
@@ -104,7 +108,10 @@ class LutModel(keras.Model):
     def _train_unit(self, s, p, levels):
         i = self._slots(s)[p]
         pattern = self.stages[s]["patterns"][p]
-        return table_unit(self.luts[i], self.rcs[i], pattern, self.interval, True)(levels)
+        # The loss sees the int8 values that will be saved (straight-through rounding): a
+        # change below half a level would otherwise be trained and then rounded away.
+        lut = self.luts[i] + tf.stop_gradient(round_unit_values(self.luts[i]) - self.luts[i])
+        return table_unit(lut, self.rcs[i], pattern, self.interval, True)(levels)
 
     def call(self, inputs, training=None):
         levels = quantize_levels(tf.cast(inputs, tf.float32))
@@ -118,8 +125,25 @@ class LutModel(keras.Model):
             x = lut_stage(x, luts, rcs, stage, self.interval, last=s + 1 == len(self.stages))
         return x
 
+    @property
+    def min_side(self) -> int:
+        """The smallest image side the stages take: the patterns reach 2 pixels, an RC window
+        of side w needs w // 2 (symmetric padding)."""
+        reach = [RC_WINDOWS[p] // 2 for st in self.stages if st["rc"] for p in st["patterns"]]
+        return max([2, *reach])
+
     def upscale(self, images) -> tf.Tensor:
-        """Inference on (N, H, W, 1) float32 in [0, 1], one compiled graph for any size."""
+        """Inference on (N, H, W, 1) float32 in [0, 1], one compiled graph for any size.
+
+        Raises:
+            ValueError: an image smaller than :attr:`min_side` on a side.
+        """
+        h, w = np.shape(images)[1:3]
+        if min(h, w) < self.min_side:
+            raise ValueError(
+                f"{self.name} needs images of at least {self.min_side}x{self.min_side} pixels, "
+                f"got {h}x{w}"
+            )
         if self._infer is None:
             self._infer = tf.function(
                 lambda x: self(x, training=False),

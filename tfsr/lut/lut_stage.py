@@ -79,6 +79,12 @@ def lut_stage_twin(
     return out if last else tf.cast(out, tf.uint8)
 
 
+# Inference only (8-bit levels in, table lookups): no gradient, rather than a LookupError from a
+# tape that happens to record it. LUT fine-tuning (``LutModel(..., training=True)``) runs the
+# differentiable twin instead.
+tf.no_gradient("Tfsr>LutStage")
+
+
 def lut_stage(
     image, luts: Sequence, rcs: Sequence, stage: dict, interval: int = 16, last: bool = False
 ) -> tf.Tensor:

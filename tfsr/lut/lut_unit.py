@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
-from tfsr.lut.patterns import LEVELS, UNIT_RANGE
+from tfsr.lut.patterns import LEVELS, UNIT_RANGE, round_unit_values
 
 
 @keras.saving.register_keras_serializable(package="tfsr")
@@ -44,10 +44,12 @@ class LutUnit(keras.layers.Layer):
         self.scale = scale
         self.filters = filters
         self.depth = depth
+        dense = dict(dtype=self.dtype_policy)  # the unit's own policy, not the global one
         self.hidden = [
-            keras.layers.Dense(filters, activation="relu", name=f"hidden_{i}") for i in range(depth)
+            keras.layers.Dense(filters, activation="relu", name=f"hidden_{i}", **dense)
+            for i in range(depth)
         ]
-        self.out = keras.layers.Dense(scale * scale, name="out")
+        self.out = keras.layers.Dense(scale * scale, name="out", **dense)
 
     def build(self, input_shape):
         shape = tf.TensorShape(input_shape)[:-1].concatenate([4])
@@ -66,21 +68,21 @@ class LutUnit(keras.layers.Layer):
     def table(self, interval: int = 16, batch: int = 4096) -> tf.Tensor:
         """The unit sampled on the LUT grid: (L**4, scale**2) int8, rounded (half away from 0).
 
-        Sample point i of an input is level ``min(i * interval, 255)``; rows in the order of
-        :func:`tfsr.ops.lut_interp_4d`.
+        Sample point i of an input is level ``i * interval``, the last one 256 (not 255): the
+        interpolation weighs vertex i as level ``i * interval``, so that an input of 255 lies
+        15/16 of the way to it; sampling the net at 255 there (SR-LUT's choice) would stretch
+        the top cell. Rows in the order of :func:`tfsr.ops.lut_interp_4d`.
         """
         from tfsr.ops.lut_interp import lut_side
 
         side = lut_side(interval)
-        points = tf.minimum(tf.range(side, dtype=tf.float32) * interval, LEVELS)
+        points = tf.range(side, dtype=tf.float32) * interval
         grid = tf.stack(tf.meshgrid(points, points, points, points, indexing="ij"), axis=-1)
         grid = tf.reshape(grid, (-1, 4))
         rows = []
         for start in range(0, side**4, batch):
             rows.append(self(grid[start : start + batch]))
-        values = tf.concat(rows, axis=0)
-        rounded = tf.sign(values) * tf.floor(tf.abs(values) + 0.5)
-        return tf.cast(tf.clip_by_value(rounded, -UNIT_RANGE, UNIT_RANGE), tf.int8)
+        return tf.cast(round_unit_values(tf.concat(rows, axis=0)), tf.int8)
 
     def get_config(self):
         config = super().get_config()

@@ -77,10 +77,14 @@ class LutNet(keras.Model):
         >>> net(tf.zeros((1, 4, 4, 1))).shape
         TensorShape([1, 8, 8, 1])
 
+    The net always computes in float32, whatever the global mixed-precision policy: it becomes
+    8-bit tables, and its RC thresholds and level arithmetic are exact in float32 only.
+
     References: SR-LUT (CVPR 2021), MuLUT (ECCV 2022), RC-LUT (ICCV 2023).
     """
 
     def __init__(self, stages, filters: int = 64, depth: int = 4, rc_filters: int = 16, **kwargs):
+        kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         self.stages = normalize_stages(stages)
         self.filters = filters
@@ -92,10 +96,16 @@ class LutNet(keras.Model):
         for s, stage in enumerate(self.stages):
             for p in stage["patterns"]:
                 self.units.append(
-                    LutUnit(stage["scale"], filters=filters, depth=depth, name=f"unit_{s}_{p}")
+                    LutUnit(
+                        stage["scale"],
+                        filters=filters,
+                        depth=depth,
+                        name=f"unit_{s}_{p}",
+                        dtype="float32",
+                    )
                 )
                 self.rc_modules.append(
-                    RcModule(RC_WINDOWS[p], filters=rc_filters, name=f"rc_{s}_{p}")
+                    RcModule(RC_WINDOWS[p], filters=rc_filters, name=f"rc_{s}_{p}", dtype="float32")
                     if stage["rc"]
                     else None
                 )

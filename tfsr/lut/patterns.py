@@ -42,6 +42,13 @@ LEVELS = 255.0  # 8-bit image levels
 UNIT_RANGE = 127.0  # a unit's output in levels: [-127, 127], stored as int8
 
 
+def round_unit_values(values: tf.Tensor) -> tf.Tensor:
+    """Unit outputs as a table stores them: rounded half away from zero, clipped to
+    [-UNIT_RANGE, UNIT_RANGE] (float; cast to int8 to store)."""
+    rounded = tf.sign(values) * tf.floor(tf.abs(values) + 0.5)
+    return tf.clip_by_value(rounded, -UNIT_RANGE, UNIT_RANGE)
+
+
 def check_pattern(pattern: str) -> str:
     if pattern not in PATTERNS:
         raise ValueError(
