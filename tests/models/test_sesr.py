@@ -241,6 +241,7 @@ def test_named_variants():
     [
         (dict(scale=5), "scale must be one of \\(2, 3, 4\\), got 5"),
         (dict(scale="2"), "scale must be one of \\(2, 3, 4\\), got '2'"),
+        (dict(scale=2.0), "scale must be one of \\(2, 3, 4\\), got 2.0"),
         (dict(activation="gelu"), "activation must be one of \\('prelu', 'relu'\\), got 'gelu'"),
         (dict(num_blocks=0), "num_blocks must be a positive integer, got 0"),
         (dict(expanded_filters=2.5), "expanded_filters must be a positive integer, got 2.5"),
@@ -298,8 +299,23 @@ def test_save_and_load_collapsed(tmp_path):
         str(tmp_path / "x2.npz"),
         **{**arrays, "header": encode_header({**header, "scale": 2})},
     )
-    with pytest.raises(ValueError, match="do not fit SESR-M3 x2|layer .*"):
+    with pytest.raises(
+        ValueError,
+        match=r"x2.npz: layer last_block: .* weight shape \(5, 5, 16, 4\) is not compatible",
+    ):
         load_collapsed(str(tmp_path / "x2.npz"))
+    np.savez(
+        str(tmp_path / "novariant.npz"),
+        **{**arrays, "header": encode_header({k: v for k, v in header.items() if k != "variant"})},
+    )
+    with pytest.raises(ValueError, match="novariant.npz: the header lacks variant"):
+        load_collapsed(str(tmp_path / "novariant.npz"))
+    np.savez(
+        str(tmp_path / "m9.npz"),
+        **{**arrays, "header": encode_header({**header, "variant": "m9"})},
+    )
+    with pytest.raises(ValueError, match="m9.npz: the header describes no SESR model: unknown"):
+        load_collapsed(str(tmp_path / "m9.npz"))
     (tmp_path / "junk.npz").write_bytes(b"junk")
     with pytest.raises(ValueError, match="is not a tfsr SESR weights file: cannot read it as .npz"):
         load_collapsed(str(tmp_path / "junk.npz"))
@@ -338,6 +354,19 @@ def test_init_from_body_only_needs_a_body():
     src.build((None, 8, 8, 1))
     with pytest.raises(ValueError, match="no SESR body"):
         init_from(sesr(**TINY), src, body_only=True)
+
+
+def test_init_from_body_only_refuses_another_depth():
+    # An M2-like body into an M3-like one (or back) would leave a block untrained behind copied
+    # ones (or drop a trained one): refused, naming the blocks.
+    two = sesr(scale=2, **TINY)
+    three = sesr(scale=2, **{**TINY, "num_blocks": 3})
+    with pytest.raises(
+        ValueError, match="bodies differ .*only in src .*: none; only in dst .*block_3"
+    ):
+        init_from(three, two, body_only=True)
+    with pytest.raises(ValueError, match="bodies differ .*only in src .*: block_3; only in dst"):
+        init_from(two, three, body_only=True)
 
 
 def test_init_from_sesr_dysample_x2_to_x4_keeps_x4_dysample():

@@ -29,8 +29,8 @@ def test_untrained_network_is_near_bilinear():
     model = sesr_dysample(scale=2, variant="m3")
     x = np.random.default_rng(2).uniform(0.2, 0.8, (1, 12, 12, 1)).astype(np.float32)
     bilinear = tf.image.resize(x, (24, 24), "bilinear").numpy()
-    # The last block is small at initialisation but not zero: near, not equal.
-    assert np.abs(model(x).numpy() - bilinear).mean() < 0.2
+    # The last block is small at initialisation but not zero: near, not equal (about 0.02).
+    assert np.abs(model(x).numpy() - bilinear).mean() < 0.05
 
 
 def test_bad_configuration():
@@ -38,6 +38,7 @@ def test_bad_configuration():
         sesr_dysample(scale=5)
     with pytest.raises(ValueError, match="unknown SESR variant 'm9'"):
         sesr_dysample(variant="m9")
+    assert sesr_dysample(scale=2, variant="M3").name == "sesr_dysample_m3_x2"  # as sesr_model
 
 
 def test_registered_and_trainable(tmp_path):

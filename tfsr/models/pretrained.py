@@ -58,7 +58,7 @@ def is_pretrained_name(name: str) -> bool:
 
 def pretrained_entry(name: str) -> PretrainedEntry:
     if name not in _registry():
-        known = ", ".join(sorted(_REGISTRY)) or "none"
+        known = ", ".join(pretrained_names()) or "none"
         raise ValueError(f"unknown pretrained model {name!r}; shipped names: {known}")
     return _REGISTRY[name]
 
@@ -68,7 +68,8 @@ def pretrained_path(name: str) -> str:
     path = _path(pretrained_entry(name))
     if not os.path.exists(path):
         raise FileNotFoundError(
-            f"pretrained model {name!r} is registered but its file {path} is missing"
+            f"pretrained model {name!r} is not shipped in this copy of tfsr (no file {path}); "
+            f"shipped names: {', '.join(pretrained_names()) or 'none'}"
         )
     return path
 

@@ -12,6 +12,8 @@ Reference:
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import tf_keras as keras
 
@@ -128,7 +130,7 @@ def sesr(
     >>> model(tf.zeros((1, 10, 12, 1))).shape
     TensorShape([1, 20, 24, 1])
     """
-    if scale not in SCALES or isinstance(scale, bool):
+    if scale not in SCALES or not isinstance(scale, (int, np.integer)) or isinstance(scale, bool):
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
@@ -331,6 +333,16 @@ def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) ->
                 f"init_from: no SESR body (first_block) in both models (src {src.name!r}, "
                 f"dst {dst.name!r})"
             )
+        blocks = [
+            {n for n in layers if n == "first_block" or re.fullmatch(r"block_\d+", n)}
+            for layers in (src_layers, dst_layers)
+        ]
+        if blocks[0] != blocks[1]:  # another depth: the blocks would not fit together
+            raise ValueError(
+                f"init_from: the SESR bodies differ (blocks only in src {src.name!r}: "
+                f"{', '.join(sorted(blocks[0] - blocks[1])) or 'none'}; only in dst "
+                f"{dst.name!r}: {', '.join(sorted(blocks[1] - blocks[0])) or 'none'})"
+            )
         shared = set(src_layers) & set(dst_layers)
         if LAST_BLOCK in shared and (
             src_scale != dst_scale
@@ -425,9 +437,15 @@ def load_collapsed(path: str) -> keras.Model:
             f"{path}: expected format tfsr-sesr version {SHIPPED_FORMAT_VERSION}, got "
             f"{header.get('format')!r} version {header.get('version')!r}"
         )
-    model = collapse_model(
-        sesr_model(header["variant"], scale=header["scale"], activation=header["activation"])
-    )
+    missing = [key for key in ("variant", "scale", "activation") if key not in header]
+    if missing:
+        raise ValueError(f"{path}: the header lacks {', '.join(missing)}")
+    try:
+        model = collapse_model(
+            sesr_model(header["variant"], scale=header["scale"], activation=header["activation"])
+        )
+    except ValueError as error:
+        raise ValueError(f"{path}: the header describes no SESR model: {error}") from error
     expected = {f"{layer.name}/{i}" for layer in model.layers for i in range(len(layer.weights))}
     if expected != set(arrays):
         raise ValueError(

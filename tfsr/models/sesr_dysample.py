@@ -58,6 +58,7 @@ def sesr_dysample(
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    variant = str(variant).lower()  # "M5" as sesr_model takes it
     if variant not in SESR_CONFIGS:
         raise ValueError(
             f"unknown SESR variant {variant!r}; expected one of {', '.join(SESR_CONFIGS)}"
