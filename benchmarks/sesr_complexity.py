@@ -9,7 +9,10 @@ weights times LR pixels; the columns ``kernel_params`` and ``G_MACs_conv`` follo
 were not available to us, so only its parameter counts are shown.
 
 A second table gives the forward cost of one training batch (M5, 32 x 64 x 64) in the expanded
-form and in the collapsed-training form, next to the authors' figures (41.77 G vs 1.84 G).
+form and in the collapsed-training form, next to the authors' figures (41.77 G vs 1.84 G). Their
+1.84 G includes collapsing the blocks by running each expanded block on ``C_in k^2`` delta images
+(``C_in k^2 (k^2 C_in p + p C_out)`` MACs per block, 71.1 M for M5 x2); ours counts the
+convolutions only (collapsing by a kernel product costs about 3.5 M MACs).
 
 Run: ``python -m benchmarks.sesr_complexity`` (a few seconds; no timing involved).
 """

@@ -146,14 +146,14 @@ def test_lut_unit_layer_and_table():
 
 
 def test_lut_unit_bad_arguments():
-    with pytest.raises(ValueError, match="scale must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="scale must be a positive integer, got 0"):
         LutUnit(scale=0)
 
 
 def test_normalize_stages_errors():
     with pytest.raises(ValueError, match="unknown sampling pattern 'Q'"):
         normalize_stages([{"scale": 1, "patterns": "SQ"}])
-    with pytest.raises(ValueError, match="stage 0: scale must be a positive int"):
+    with pytest.raises(ValueError, match="stage 0: scale must be a positive integer"):
         normalize_stages([{"scale": 0, "patterns": "S"}])
     with pytest.raises(ValueError, match="distinct letters"):
         normalize_stages([{"scale": 1, "patterns": "SS"}])

@@ -136,14 +136,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
-def test_forward_op_twin_numpy(lib, case):
+def _forward_case(case):
+    """(x, weights, NumPy reference output) of one CASES row."""
     n, h, w, ci, co, k, sv, sh, out, per_pixel = case
     rng = np.random.default_rng(0)
     weights, pv, ph = _weights(rng, sv, sh, h, w, k, ci, co, out, per_pixel)
     x = rng.standard_normal((n, h, w, ci))
-    got = meta_upscale(x, weights, sv, sh, output_size=out).numpy()
-    twin = meta_upscale_twin(x, weights, sv, sh, output_size=out).numpy()
     ref = reference_forward(
         x,
         weights,
@@ -152,9 +150,26 @@ def test_forward_op_twin_numpy(lib, case):
         ph.source_index,
         np.arange(len(ph.source_index)) % weights.shape[1],
     )
-    assert got.shape == ref.shape == (n, len(pv.source_index), len(ph.source_index), co)
-    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    assert ref.shape == (n, len(pv.source_index), len(ph.source_index), co)
+    return x, weights, ref
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
+def test_forward_twin_numpy(case):
+    # The pure-TF twin (the fallback without the compiled op, and the TFLite path): runs with or
+    # without the library.
+    x, weights, ref = _forward_case(case)
+    sv, sh, out = case[6], case[7], case[8]
+    twin = meta_upscale_twin(x, weights, sv, sh, output_size=out).numpy()
     np.testing.assert_allclose(twin, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
+def test_forward_op_numpy(lib, case):
+    x, weights, ref = _forward_case(case)
+    sv, sh, out = case[6], case[7], case[8]
+    got = meta_upscale(x, weights, sv, sh, output_size=out).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
     # float32 too.
     got32 = meta_upscale(x.astype(np.float32), weights.astype(np.float32), sv, sh, out)
     np.testing.assert_allclose(got32.numpy(), ref, rtol=1e-4, atol=1e-4)

@@ -8,6 +8,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from tfsr.checks import int_at_least
+
 
 def _fresh(initializer: keras.initializers.Initializer) -> keras.initializers.Initializer:
     return initializer.__class__.from_config(initializer.get_config())
@@ -101,8 +103,7 @@ class CollapsibleLinearBlock(keras.layers.Layer):
             ("kernel_size", kernel_size),
             ("expanded_filters", expanded_filters),
         ):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+            int_at_least(arg, value)
         if residual and kernel_size % 2 == 0:
             raise ValueError(
                 f"residual=True needs an odd kernel_size (the identity sits at the centre tap), "

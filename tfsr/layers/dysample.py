@@ -6,13 +6,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from tfsr.checks import int_at_least
 from tfsr.ops.grid_sample import offset_sample
 
 _STYLES = ("lp", "pl")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 @keras.saving.register_keras_serializable(package="tfsr")
@@ -94,12 +91,10 @@ class DySample(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not _is_int(scale) or scale < 2:
-            raise ValueError(f"scale must be an integer >= 2, got {scale!r}")
+        int_at_least("scale", scale, 2)
         if style not in _STYLES:
             raise ValueError(f"style must be one of {_STYLES}, got {style!r}")
-        if not _is_int(groups) or groups < 1:
-            raise ValueError(f"groups must be a positive integer, got {groups!r}")
+        int_at_least("groups", groups)
         if not isinstance(dynamic_scope, (bool, np.bool_)):
             raise ValueError(f"dynamic_scope must be True or False, got {dynamic_scope!r}")
         self.scale = int(scale)

@@ -8,7 +8,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfsr.layers.pos2weight import SCALE_DECIMALS, _positive_int, phase_positions
+from tfsr.checks import int_at_least
+from tfsr.layers.pos2weight import SCALE_DECIMALS, phase_positions
 from tfsr.ops.meta_upscale import meta_upscale_phases
 
 # Largest phase period (numerator P of the scale P / Q) and step Q per axis: the kernel has
@@ -107,8 +108,8 @@ class FixedScaleMetaUpscale(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = _positive_int("filters", filters)
-        self.kernel_size = _positive_int("kernel_size", kernel_size)
+        self.filters = int_at_least("filters", filters)
+        self.kernel_size = int_at_least("kernel_size", kernel_size)
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size!r}")
         self.scale_v = float(scale_v)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
-from tfsr.layers.pos2weight import Pos2Weight, _positive_int, phase_positions, snap_scale
+from tfsr.checks import int_at_least
+from tfsr.layers.pos2weight import Pos2Weight, phase_positions, snap_scale
 from tfsr.ops import custom_ops_available
 from tfsr.ops.meta_upscale import meta_upscale
 
@@ -82,11 +83,11 @@ class MetaUpscale(keras.layers.Layer):
         # cast to the compute dtype in call().
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        self.filters = _positive_int("filters", filters)
-        self.kernel_size = _positive_int("kernel_size", kernel_size)
+        self.filters = int_at_least("filters", filters)
+        self.kernel_size = int_at_least("kernel_size", kernel_size)
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size!r}")
-        self.hidden_units = _positive_int("hidden_units", hidden_units)
+        self.hidden_units = int_at_least("hidden_units", hidden_units)
         self.pos2weight = None
 
     def build(self, input_shape):

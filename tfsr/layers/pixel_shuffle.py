@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
+
+from tfsr.checks import int_at_least
 
 
 @keras.saving.register_keras_serializable(package="tfsr")
@@ -44,13 +45,7 @@ class PixelShuffle(keras.layers.Layer):
 
     def __init__(self, block_size: int, **kwargs):
         super().__init__(**kwargs)
-        if (
-            isinstance(block_size, bool)
-            or not isinstance(block_size, (int, np.integer))
-            or block_size < 2
-        ):
-            raise ValueError(f"block_size must be an integer >= 2, got {block_size!r}")
-        self.block_size = int(block_size)
+        self.block_size = int_at_least("block_size", block_size, 2)
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def build(self, input_shape):

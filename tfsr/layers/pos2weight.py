@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from tfsr.checks import int_at_least
 from tfsr.ops.meta_upscale import meta_upscale_phases
 
 # Scales are rounded to this many decimals before the phase rule sees them, so that a float32
@@ -50,12 +50,6 @@ def phase_positions(scale_v, scale_h, in_height, in_width) -> tf.Tensor:
     inv_v = tf.fill(tf.stack([p_v, p_h]), tf.cast(1.0 / scale_v, tf.float32))
     inv_h = tf.fill(tf.stack([p_v, p_h]), tf.cast(1.0 / scale_h, tf.float32))
     return tf.stack([grid_v, grid_h, inv_v, inv_h], axis=-1)  # (P_v, P_h, 4)
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 @keras.saving.register_keras_serializable(package="tfsr")
@@ -106,12 +100,12 @@ class Pos2Weight(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.kernel_size = _positive_int("kernel_size", kernel_size)
+        self.kernel_size = int_at_least("kernel_size", kernel_size)
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size!r}")
-        self.in_channels = _positive_int("in_channels", in_channels)
-        self.out_channels = _positive_int("out_channels", out_channels)
-        self.hidden_units = _positive_int("hidden_units", hidden_units)
+        self.in_channels = int_at_least("in_channels", in_channels)
+        self.out_channels = int_at_least("out_channels", out_channels)
+        self.hidden_units = int_at_least("hidden_units", hidden_units)
         self.hidden = keras.layers.Dense(
             self.hidden_units, activation="relu", name="hidden", dtype=self.dtype_policy
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
+from tfsr.checks import int_at_least
 from tfsr.lut.patterns import LEVELS, UNIT_RANGE, round_unit_values
 
 
@@ -39,8 +40,7 @@ class LutUnit(keras.layers.Layer):
     def __init__(self, scale: int = 1, filters: int = 64, depth: int = 4, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("scale", scale), ("filters", filters), ("depth", depth)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            int_at_least(name, value)
         self.scale = scale
         self.filters = filters
         self.depth = depth

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import tensorflow as tf
 import tf_keras as keras
 
+from tfsr.checks import int_at_least
 from tfsr.lut.lut_unit import LutUnit
 from tfsr.lut.patterns import RC_WINDOWS, check_pattern, gather_pattern, quantize_levels, run_stages
 from tfsr.lut.rc_module import RcModule
@@ -25,8 +26,10 @@ def normalize_stages(stages) -> list[dict]:
         if not isinstance(stage, Mapping) or "scale" not in stage or "patterns" not in stage:
             raise ValueError(f"stage {i} must be a dict with 'scale' and 'patterns', got {stage!r}")
         scale, patterns = stage["scale"], stage["patterns"]
-        if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
-            raise ValueError(f"stage {i}: scale must be a positive int, got {scale!r}")
+        try:
+            int_at_least("scale", scale)
+        except ValueError as error:
+            raise ValueError(f"stage {i}: {error}") from None
         if not isinstance(patterns, str) or not patterns or len(set(patterns)) != len(patterns):
             raise ValueError(
                 f"stage {i}: patterns must be a string of distinct letters, got {patterns!r}"

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from tfsr.checks import int_at_least
 from tfsr.lut.patterns import LEVELS
 
 
@@ -100,8 +101,7 @@ class RcModule(keras.layers.Layer):
         super().__init__(**kwargs)
         if not isinstance(window, int) or window < 1 or window % 2 == 0:
             raise ValueError(f"window must be a positive odd int, got {window!r}")
-        if not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"filters must be a positive int, got {filters!r}")
+        int_at_least("filters", filters)
         self.window = window
         self.filters = filters
 

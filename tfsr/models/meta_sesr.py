@@ -17,11 +17,12 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
+from tfsr.checks import int_at_least
 from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
 from tfsr.layers.fixed_scale_meta_upscale import FixedScaleMetaUpscale
 from tfsr.layers.meta_upscale import MetaUpscale
 from tfsr.models.registry import ModelSpec, register_model
-from tfsr.models.sesr import ACTIVATIONS, _check_positive_int, collapse_model, sesr_body
+from tfsr.models.sesr import ACTIVATIONS, collapse_model, sesr_body
 
 # Meta-SR's training scales, 1.1 to 4.0 in steps of 0.1, plus anisotropic pairs.
 ISOTROPIC_SCALES = tuple(round(1.0 + 0.1 * i, 1) for i in range(1, 31))
@@ -113,9 +114,9 @@ def meta_sesr(
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    f = _check_positive_int("num_filters", num_filters)
-    m = _check_positive_int("num_blocks", num_blocks)
-    p = _check_positive_int("expanded_filters", expanded_filters)
+    f = int_at_least("num_filters", num_filters)
+    m = int_at_least("num_blocks", num_blocks)
+    p = int_at_least("expanded_filters", expanded_filters)
 
     lr = keras.Input(shape=(None, None, 1), name="lr")  # (N, H, W, 1)
     scale = keras.Input(shape=(2,), name="scale")  # (N, 2)

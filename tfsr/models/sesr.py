@@ -18,6 +18,7 @@ import numpy as np
 import tf_keras as keras
 
 from tfsr.atomic_file import atomic_output
+from tfsr.checks import int_at_least
 from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
 from tfsr.layers.pixel_shuffle import PixelShuffle
 from tfsr.npz_header import NpzReadError, encode_header, read_npz
@@ -37,12 +38,6 @@ ACTIVATIONS = ("prelu", "relu")
 # Layer names shared by every SESR network (init_from and the exporters rely on them).
 FIRST_BLOCK = "first_block"
 LAST_BLOCK = "last_block"
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def sesr_body(inputs, f: int, m: int, p: int, activation: str, collapsed_training: bool = True):
@@ -134,10 +129,10 @@ def sesr(
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    f = _check_positive_int("num_filters", num_filters)
-    m = _check_positive_int("num_blocks", num_blocks)
-    p = _check_positive_int("expanded_filters", expanded_filters)
-    c = _check_positive_int("input_channels", input_channels)
+    f = int_at_least("num_filters", num_filters)
+    m = int_at_least("num_blocks", num_blocks)
+    p = int_at_least("expanded_filters", expanded_filters)
+    c = int_at_least("input_channels", input_channels)
 
     inputs = keras.Input(shape=(None, None, c), name="lr")  # (N, H, W, C)
     x = sesr_body(inputs, f, m, p, activation, collapsed_training)  # (N, H, W, f)

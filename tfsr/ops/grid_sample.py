@@ -34,9 +34,9 @@ differentiable with respect to the position where it crosses a pixel centre (int
 
 from __future__ import annotations
 
-import numbers
-
 import tensorflow as tf
+
+from tfsr.checks import int_at_least
 
 __all__ = ["grid_sample", "offset_sample"]
 
@@ -293,9 +293,7 @@ def grid_sample(images: tf.Tensor, grid: tf.Tensor, *, jit_compile: bool = True)
 
 
 def _check_scale(scale) -> int:
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale!r}")
-    return int(scale)
+    return int_at_least("scale", scale)
 
 
 def offset_sample(
