@@ -35,6 +35,16 @@ SESR_CONFIGS: dict[str, dict[str, int]] = {
 SCALES = (2, 3, 4)
 ACTIVATIONS = ("prelu", "relu")
 
+
+def check_scale_and_activation(scale, activation) -> None:
+    """Raises ValueError unless ``scale`` is one of ``SCALES`` (an int) and ``activation`` one of
+    ``ACTIVATIONS``: the arguments every SESR-bodied model takes."""
+    if scale not in SCALES or not isinstance(scale, (int, np.integer)) or isinstance(scale, bool):
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+
+
 # Layer names shared by every SESR network (init_from and the exporters rely on them).
 FIRST_BLOCK = "first_block"
 LAST_BLOCK = "last_block"
@@ -125,10 +135,7 @@ def sesr(
     >>> model(tf.zeros((1, 10, 12, 1))).shape
     TensorShape([1, 20, 24, 1])
     """
-    if scale not in SCALES or not isinstance(scale, (int, np.integer)) or isinstance(scale, bool):
-        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    check_scale_and_activation(scale, activation)
     f = int_at_least("num_filters", num_filters)
     m = int_at_least("num_blocks", num_blocks)
     p = int_at_least("expanded_filters", expanded_filters)

@@ -20,9 +20,13 @@ import tf_keras as keras
 from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
 from tfsr.layers.dysample import DySample
 from tfsr.models.registry import ModelSpec, register_model
-from tfsr.models.sesr import ACTIVATIONS, LAST_BLOCK, SESR_CONFIGS, collapse_model, sesr_body
-
-SCALES = (2, 3, 4)
+from tfsr.models.sesr import (
+    LAST_BLOCK,
+    SESR_CONFIGS,
+    check_scale_and_activation,
+    collapse_model,
+    sesr_body,
+)
 
 
 def sesr_dysample(
@@ -54,10 +58,7 @@ def sesr_dysample(
     >>> model(tf.zeros((1, 8, 8, 1))).shape
     TensorShape([1, 16, 16, 1])
     """
-    if scale not in SCALES or isinstance(scale, bool):
-        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    check_scale_and_activation(scale, activation)
     variant = str(variant).lower()  # "M5" as sesr_model takes it
     if variant not in SESR_CONFIGS:
         raise ValueError(
