@@ -83,13 +83,7 @@ def convert(
         ValueError: a bad mode, a configuration mismatch (integer I/O without int8, int8 without
             a QAT model), a size the model cannot take, or a conversion failure.
     """
-    _check_choice("quantize", quantize, QUANTIZE_MODES)
-    _check_choice("io_dtype", io_dtype, tuple(IO_DTYPES))
-    if io_dtype != "float32" and quantize != "int8":
-        raise ValueError(
-            f"io_dtype={io_dtype} needs quantize=int8 (a {quantize} model has float inputs); "
-            "use io_dtype=float32"
-        )
+    check_modes(quantize, io_dtype)
     has_fake_quant = _has_fake_quant(model)
     if quantize == "int8" and not has_fake_quant:
         raise ValueError(
@@ -270,10 +264,27 @@ def non_builtin_ops(content: bytes) -> list[str]:
     return bad
 
 
-def write_atomic(content: bytes, path: str) -> None:
-    """Writes ``content`` to ``path`` through a temporary file in the same folder."""
+def check_modes(quantize: str, io_dtype: str, flag: str = "") -> None:
+    """Raises ValueError for an unknown ``quantize`` or ``io_dtype``, or integer I/O without
+    int8; ``flag`` ("--" for the command line) prefixes the names in the message."""
+    _check_choice(f"{flag}quantize", quantize, QUANTIZE_MODES)
+    _check_choice(f"{flag}io_dtype", io_dtype, tuple(IO_DTYPES))
+    if io_dtype != "float32" and quantize != "int8":
+        raise ValueError(
+            f"{flag}io_dtype={io_dtype} needs {flag}quantize=int8 (a {quantize} model has float "
+            f"inputs); use {flag}io_dtype=float32"
+        )
+
+
+def check_output_folder(path: str) -> None:
+    """Raises FileNotFoundError when the folder ``path`` would be written in does not exist."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"output folder {folder!r} does not exist")
+
+
+def write_atomic(content: bytes, path: str) -> None:
+    """Writes ``content`` to ``path`` through a temporary file in the same folder."""
+    check_output_folder(path)
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         f.write(content)

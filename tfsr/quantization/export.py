@@ -568,16 +568,8 @@ def export_model(
 
     if not str(out).endswith(".tflite"):
         raise ValueError(f"the output file must end in .tflite, got {out!r}")
-    out_dir = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(out_dir):
-        raise FileNotFoundError(f"output folder {out_dir!r} does not exist")
-    _convert._check_choice("quantize", quantize, _convert.QUANTIZE_MODES)
-    _convert._check_choice("io_dtype", io_dtype, tuple(_convert.IO_DTYPES))
-    if io_dtype != "float32" and quantize != "int8":
-        raise ValueError(
-            f"--io_dtype={io_dtype} needs --quantize=int8 (a {quantize} model has float inputs); "
-            "use --io_dtype=float32"
-        )
+    _convert.check_output_folder(out)
+    _convert.check_modes(quantize, io_dtype, flag="--")
     if qat_steps and quantize != "int8":
         raise ValueError(f"--qat_steps={qat_steps} needs --quantize=int8, got {quantize}")
     for name, value, low in (
