@@ -95,7 +95,11 @@ def test_export_float_from_run_folder(tiny_model_files, tmp_path):
         ({"out": "model.bin"}, ValueError, "must end in .tflite"),
         ({"out": "/no/such/dir/m.tflite"}, FileNotFoundError, "output folder"),
         ({"input_hw": (0, 8)}, ValueError, "input size must be two positive integers"),
-        ({"calibration_batches": -1}, ValueError, "--calibration_batches must be an integer >= 1"),
+        (
+            {"calibration_batches": -1},
+            ValueError,
+            "--calibration_batches must be a positive integer",
+        ),
         ({"qat_steps": -3}, ValueError, "--qat_steps must be an integer >= 0"),
         ({"val_data": ["../shared/data/val/Set5", "Set14typo"]}, FileNotFoundError, "'Set14typo'"),
     ],

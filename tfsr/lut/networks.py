@@ -248,7 +248,8 @@ def _register() -> None:
             filename="rclut_x4.npz",
             scale=4,
             description="RC-LUT-style x4 look-up tables (a rclut_x4 net: 70,000 steps on 24x24 "
-            "patches, then 5,000 on 48x48; transferred without fine-tuning), trained on the 291 set",
+            "patches, then 5,000 on 48x48; transferred without fine-tuning), trained on the "
+            "291 set",
             loader=_load_lut_model,
         )
     )

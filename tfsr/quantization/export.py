@@ -69,6 +69,7 @@ from dataclasses import dataclass
 import numpy as np
 import tf_keras as keras
 
+from tfsr.checks import int_at_least
 from tfsr.quantization import convert as _convert
 from tfsr.quantization import qat
 
@@ -572,14 +573,9 @@ def export_model(
     _convert.check_modes(quantize, io_dtype, flag="--")
     if qat_steps and quantize != "int8":
         raise ValueError(f"--qat_steps={qat_steps} needs --quantize=int8, got {quantize}")
-    for name, value, low in (
-        ("calibration_batches", calibration_batches, 1),
-        ("qat_steps", qat_steps, 0),
-    ):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low
-        ):
-            raise ValueError(f"--{name} must be an integer >= {low}, got {value!r}")
+    int_at_least("--calibration_batches", calibration_batches)
+    if qat_steps is not None:
+        int_at_least("--qat_steps", qat_steps, 0)
     if val_data is None:
         val_data = default_val_data()
     _check_val_data(val_data)  # before the conversion, not after it

@@ -220,12 +220,12 @@ def calibrate_ranges(
     Runs the model in training mode (eagerly). Without ``percentile`` each range is the mean
     batch min / max (the EMA decay of batch ``k`` is set to ``k / (k + 1)``, which makes the
     range the running mean of the batch ranges; then the decay is put back; the TFLite
-    converter's own calibrator keeps the overall min / max instead). With ``percentile`` (for example 99.99) each range is the
-    ``100 - percentile`` / ``percentile`` percentile of the activations (``samples_per_batch``
-    random values per batch and tensor), widened to hold 0: the rare extreme values of a trained
-    SR network's features are clipped, and the int8 step of the bulk shrinks. Fixed ranges (the
-    input, [0, 1]; a clip, [0, max]) are set exactly. Weights do not change (kernels are
-    quantised from their own range).
+    converter's own calibrator keeps the overall min / max instead). With ``percentile`` (for
+    example 99.99) each range is the ``100 - percentile`` / ``percentile`` percentile of the
+    activations (``samples_per_batch`` random values per batch and tensor), widened to hold 0:
+    the rare extreme values of a trained SR network's features are clipped, and the int8 step of
+    the bulk shrinks. Fixed ranges (the input, [0, 1]; a clip, [0, max]) are set exactly.
+    Weights do not change (kernels are quantised from their own range).
 
     Args:
         qat_model: from :func:`quantize_model`.
