@@ -10,7 +10,8 @@ give different pixels.
 Rounding of the intermediate image: MATLAB keeps the class of its input between the two passes,
 so a uint8 image is rounded to uint8 after the first pass as well as after the second. We do the
 same; it is what makes the official Set5 LR files come out bit-exactly (keeping the intermediate
-in float changes about one Set5 x2 LR value in seven, by 1 or 2). Float inputs keep a float intermediate.
+in float changes about one Set5 x2 LR value in seven, by 1 or 2). Float inputs keep a float
+intermediate.
 
 Both NumPy arrays and ``tf.Tensor`` are accepted; tensors are resized with TF ops (a gather and a
 multiply-add per kernel tap), so the function works in eager mode, ``tf.function`` and ``tf.data``

@@ -135,8 +135,8 @@ def _bicubic_table(axis: _Axis, rows: int) -> tuple[np.ndarray, np.ndarray]:
 
     MATLAB's weights for output pixel ``x`` depend on ``x`` and the scale only, not on the image
     size, which only decides how out-of-range source indices are mirrored: one table per scale
-    and axis serves every image. The numbers come from imresize's own ``bicubic_contributions``. A scale
-    of 1 (imresize skips the axis) gets the identity: one tap of weight 1.
+    and axis serves every image. The numbers come from imresize's own ``bicubic_contributions``.
+    A scale of 1 (imresize skips the axis) gets the identity: one tap of weight 1.
     """
     if axis.scale == 1.0:
         return np.ones((rows, 1)), np.arange(rows)

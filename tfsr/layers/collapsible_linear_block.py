@@ -44,8 +44,9 @@ class CollapsibleLinearBlock(keras.layers.Layer):
     Quantisation-aware training hook: when ``kernel_quantizer`` is set, the collapsed kernel passes
     through it just before the convolution (``kernel = kernel_quantizer(kernel)``, in the variable
     dtype, before the cast to the compute dtype), for example a per-channel symmetric fake-quant
-    (``tf.quantization.fake_quant_with_min_max_vars_per_channel`` on the last axis). It can be passed to the constructor or assigned to the public
-    attribute later. It must be a registered serialisable function or object for ``get_config``.
+    (``tf.quantization.fake_quant_with_min_max_vars_per_channel`` on the last axis). It can be
+    passed to the constructor or assigned to the public attribute later. It must be a registered
+    serialisable function or object for ``get_config``.
 
     Args:
         filters: output channels ``C_out``.

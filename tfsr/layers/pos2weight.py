@@ -59,9 +59,10 @@ class Pos2Weight(keras.layers.Layer):
     A two-layer MLP, ``4 -> hidden_units -> k*k*C_in*C_out`` with ReLU in between, applied to each
     position vector ``(frac_v, frac_h, 1/r_v, 1/r_h)``; its output layer starts at zero and its
     result is scaled by ``1 / sqrt(k*k*C_in)`` (the fan-in of the filters: this keeps training
-    at usual learning rates stable; a network whose filters blow up gets stuck at the clip). Meta-SR evaluates it once per output pixel;
-    here it is fed only the distinct phase pairs (:func:`phase_positions`), so its cost and the
-    size of the filters it returns do not depend on the output size. The result is the phase
+    at usual learning rates stable; a network whose filters blow up gets stuck at the clip).
+    Meta-SR evaluates it once per output pixel; here it is fed only the distinct phase pairs
+    (:func:`phase_positions`), so its cost and the size of the filters it returns do not depend
+    on the output size. The result is the phase
     table that ``tfsr.ops.meta_upscale`` takes.
 
     Args:

@@ -107,7 +107,8 @@ class ExportHandler:
         arbitrary_scale: the family takes the scale as an input; export needs one.
         int8: how int8 files are made: "qat" (tfmot fake-quant copy, calibrated and optionally
             fine-tuned, :func:`quantize_for_export`) or "converter" (the TFLite converter's
-            post-training calibration on LR patches, :func:`tfsr.quantization.convert.convert_calibrated`).
+            post-training calibration on LR patches,
+            :func:`tfsr.quantization.convert.convert_calibrated`).
     """
 
     name: str
