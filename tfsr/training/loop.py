@@ -23,7 +23,6 @@ from tfsr.training.config import (
 )
 from tfsr.training.schedules import WarmupSchedule
 from tfsr.training.signals import StopRequest
-from tfsr.training.snapshot import load_run_model
 
 log = logging.getLogger("tfsr.training")
 
@@ -75,6 +74,10 @@ def _load_init_weights(model: keras.Model, source: str) -> None:
 
     if load_saved_config(source) is not None:  # a run folder, finished or still training
         try:
+            # Imported here: importing tfsr.training must not load the snapshot CLI module
+            # (``python -m tfsr.training.snapshot`` would warn that it was already imported).
+            from tfsr.training.snapshot import load_run_model
+
             _, donor, _ = load_run_model(source)
         except FileNotFoundError as error:
             raise FileNotFoundError(f"--init_from={source}: {error}") from error
