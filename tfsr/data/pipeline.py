@@ -47,6 +47,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfsr.checks import int_at_least
 from tfsr.data.sources import ImageSource, source_from_spec
 
 # The module (``tfsr.data.imresize`` is the function, exported by the package).
@@ -122,11 +123,6 @@ def _geometry(scale, lr_patch_size, hr_patch_size) -> _Geometry:
             lr = hr_patch_size // p * q
         axes.append(_Axis(p, q, lr, float(s)))
     return _Geometry(*axes)
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _bicubic_table(axis: _Axis, rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -321,9 +317,9 @@ def _build(
         )
     if (lr_patch_size is None) == (hr_patch_size is None):
         raise ValueError("give exactly one of lr_patch_size and hr_patch_size")
-    _check_positive_int(lr_patch_size or hr_patch_size, "patch size")
-    _check_positive_int(batch_size, "batch_size")
-    _check_positive_int(patches_per_image, "patches_per_image")
+    int_at_least("patch size", lr_patch_size or hr_patch_size)
+    int_at_least("batch_size", batch_size)
+    int_at_least("patches_per_image", patches_per_image)
     if channels not in _CHANNELS:
         raise ValueError(f"channels must be one of {_CHANNELS}, got {channels!r}")
     if isinstance(start_step, bool) or not isinstance(start_step, numbers.Integral):

@@ -350,8 +350,7 @@ def representative_patches(
     output) a range that clips full-range images such as grey ones, with a step that no longer
     puts uint8 pixels on int8 levels.
     """
-    if batches < 1:
-        raise ValueError(f"calibration_batches must be a positive integer, got {batches!r}")
+    int_at_least("calibration_batches", batches)
     data = calibration_dataset(train_data, scale, patch_size=calibration_patch_size(scale))
 
     def generate():

@@ -36,6 +36,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.graph_transfor
     model_transformer,
 )
 
+from tfsr.checks import int_at_least
 from tfsr.layers.collapsible_linear_block import CollapsibleLinearBlock
 from tfsr.layers.pixel_shuffle import PixelShuffle
 from tfsr.quantization import configs
@@ -383,8 +384,7 @@ def train_qat(
     Returns:
         ``{"steps": done in total, "resumed_from": step at start, "loss": last mean L1}``.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    int_at_least("steps", steps, 0)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(int(steps), 1), alpha=0.01)
     optimizer = keras.optimizers.Adam(schedule)
     manager, step = (None, tf.Variable(0, dtype=tf.int64))
