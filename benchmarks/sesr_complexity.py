@@ -1,7 +1,8 @@
 """MACs and parameters of every SESR variant, expanded vs collapsed, next to the paper's figures.
 
 Question: what does each SESR variant cost at 360p -> 720p (x2, 640x360 input), in its expanded
-(training) form and its collapsed (inference) form, and do our counts agree with the paper?
+(training) form and its collapsed (inference) form, and do our counts agree with the paper? The
+expanded form is the paper's (p = 64 for M11 and XL; tfsr trains every variant at p = 256).
 
 The paper counts convolution kernel weights only (no biases, no PReLU slopes), and MACs as kernel
 weights times LR pixels; the columns ``kernel_params`` and ``G_MACs_conv`` follow that convention,
@@ -44,7 +45,10 @@ def _kernel_params(model: keras.Model) -> int:
 def variant_rows() -> list[dict]:
     rows = []
     for variant in SESR_CONFIGS:
-        expanded_model = sesr_model(variant, scale=2, collapsed_training=False)
+        paper_p = SESR_CONFIGS[variant]["expanded_filters"]  # the paper's expanded form
+        expanded_model = sesr_model(
+            variant, scale=2, expanded_filters=paper_p, collapsed_training=False
+        )
         collapsed_model = collapse_model(expanded_model)
         expanded = count_macs_and_params(expanded_model, INPUT_SHAPE)
         collapsed = count_macs_and_params(collapsed_model, INPUT_SHAPE)

@@ -220,6 +220,16 @@ def test_one_training_step_updates_expanded_weights():
     assert all(not np.array_equal(a, b) for a, b in zip(after, before, strict=True))
 
 
+def test_xl_trains_at_p256_and_collapses_to_the_papers_network():
+    widths = {}
+    for p in (None, 64):
+        model = sesr_model("xl", expanded_filters=p)
+        blocks = [layer for layer in model.layers if isinstance(layer, CollapsibleLinearBlock)]
+        widths[p] = {b.expanded_filters for b in blocks}
+        assert collapse_model(model).count_params() == 105376 + (32 * 12 + 4) + 32 * 11
+    assert widths == {None: {256}, 64: {64}}
+
+
 def test_named_variants():
     assert set(SESR_CONFIGS) == {"m3", "m5", "m7", "m11", "xl"}
     assert SESR_CONFIGS["xl"] == dict(num_filters=32, num_blocks=11, expanded_filters=64)

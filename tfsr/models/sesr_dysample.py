@@ -23,6 +23,7 @@ from tfsr.models.registry import ModelSpec, register_model
 from tfsr.models.sesr import (
     LAST_BLOCK,
     SESR_CONFIGS,
+    TRAIN_EXPANDED_FILTERS,
     check_scale_and_activation,
     collapse_model,
     sesr_body,
@@ -43,7 +44,8 @@ def sesr_dysample(
 
     Args:
         scale: 2, 3 or 4.
-        variant: the SESR body: "m3", "m5", "m7", "m11" or "xl".
+        variant: the SESR body: "m3", "m5", "m7", "m11" or "xl" (expanded to
+            ``TRAIN_EXPANDED_FILTERS`` as ``sesr_model`` does).
         activation: "prelu" or "relu" (ReLU for int8 deployment).
         style, groups, dynamic_scope: the DySample variant (see :class:`tfsr.layers.DySample`).
         collapsed_training: train the blocks collapsed (one conv each).
@@ -65,7 +67,7 @@ def sesr_dysample(
             f"unknown SESR variant {variant!r}; expected one of {', '.join(SESR_CONFIGS)}"
         )
     cfg = SESR_CONFIGS[variant]
-    f, p = cfg["num_filters"], cfg["expanded_filters"]
+    f, p = cfg["num_filters"], TRAIN_EXPANDED_FILTERS
     inputs = keras.Input(shape=(None, None, 1), name="lr")  # (N, H, W, 1)
     x = sesr_body(inputs, f, cfg["num_blocks"], p, activation, collapsed_training)  # (N, H, W, f)
     x = DySample(scale, style=style, groups=groups, dynamic_scope=dynamic_scope, name="dysample")(
