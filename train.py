@@ -56,6 +56,11 @@ _LOSS = flags.DEFINE_enum("loss", _DEFAULTS.loss, ["l1", "l2"], "Pixel loss.")
 _ACTIVATION = flags.DEFINE_enum(
     "activation", _DEFAULTS.activation, ["prelu", "relu"], "Activation (relu for int8)."
 )
+_EXPANDED_FILTERS = flags.DEFINE_integer(
+    "expanded_filters",
+    0,
+    "SESR models: width of the blocks' expanded space (0: 256; the paper's M11 and XL use 64).",
+)
 _INIT_FROM = flags.DEFINE_string(
     "init_from", "", "Run folder or saved model to start from (e.g. x4 from an x2 run)."
 )
@@ -104,6 +109,7 @@ def config_from_flags() -> TrainConfig:
         warmup_steps=_WARMUP.value,
         loss=_LOSS.value,
         activation=_ACTIVATION.value,
+        expanded_filters=_EXPANDED_FILTERS.value,
         init_from=_INIT_FROM.value,
         out_dir=out_dir,
         strategy=_STRATEGY.value,

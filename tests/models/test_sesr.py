@@ -8,6 +8,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfsr.layers import CollapsibleLinearBlock
+from tfsr.models.registry import get_model_spec
 from tfsr.models.sesr import SESR_CONFIGS, collapse_model, init_from, sesr, sesr_model
 
 TINY = dict(num_filters=4, num_blocks=2, expanded_filters=8)
@@ -228,6 +229,20 @@ def test_xl_trains_at_p256_and_collapses_to_the_papers_network():
         widths[p] = {b.expanded_filters for b in blocks}
         assert collapse_model(model).count_params() == 105376 + (32 * 12 + 4) + 32 * 11
     assert widths == {None: {256}, 64: {64}}
+
+
+def test_run_option_expanded_filters():
+    def widths(model):
+        return {
+            layer.expanded_filters for layer in model.layers if hasattr(layer, "expanded_filters")
+        }
+
+    for name in ("sesr_m11", "sesr_dysample"):
+        spec = get_model_spec(name)
+        assert widths(spec.build_run_model(2, "prelu", expanded_filters=0)) == {256}
+        assert widths(spec.build_run_model(2, "prelu", expanded_filters=32)) == {32}
+    with pytest.raises(ValueError, match="model 'rclut_x4' takes no --expanded_filters"):
+        get_model_spec("rclut_x4").build_run_model(4, "prelu", expanded_filters=64)
 
 
 def test_named_variants():

@@ -25,6 +25,7 @@ def test_config_round_trip(tmp_path):
         ("strategy", "tpu", "strategy must be default, mirrored or multi_worker"),
         ("patch_size", 2, "patch_size must be at least 4, got 2"),
         ("lr_schedule", "linear", "lr_schedule must be constant, cosine or step"),
+        ("expanded_filters", -1, r"expanded_filters must be >= 0 \(0: the model's own\), got -1"),
     ],
 )
 def test_config_rejects_bad_values(field, value, match):
@@ -38,6 +39,10 @@ def test_resume_with_other_architecture_is_an_error():
         check_resumable(saved, TrainConfig(model="sesr_m5", scale=4))
     with pytest.raises(ConfigMismatchError, match=r"model: checkpoint has 'sesr_m5'"):
         check_resumable(saved, TrainConfig(model="sesr_xl", scale=2))
+    with pytest.raises(
+        ConfigMismatchError, match=r"expanded_filters: checkpoint has 0, requested 64"
+    ):
+        check_resumable(saved, TrainConfig(model="sesr_m5", scale=2, expanded_filters=64))
 
 
 def test_resume_with_more_steps_is_allowed_and_reported():

@@ -144,6 +144,7 @@ def _start(out_dir, steps, every):
         f"--steps={steps}",
         f"--checkpoint_every={every}",
         "--model=sesr_m3",
+        "--expanded_filters=16",
         "--batch_size=2",
         "--patch_size=8",
         "--val_every=0",
@@ -178,8 +179,9 @@ def test_sigkill_loses_at_most_one_checkpoint_interval(tmp_path):
     # The process was killed before writing the next checkpoint, so it had run fewer than
     # `every` steps past `saved_step`: that is all it can lose. The checkpoint must load whole.
     assert saved_step >= 3 * every and saved_step % every == 0
-    trainer = Trainer(_config(tmp_path, steps=saved_step + 5))
+    trainer = Trainer(_config(tmp_path, steps=saved_step + 5, expanded_filters=16))
     assert trainer.resumed_from == saved_step
+    assert trainer.model.get_layer("block_1").expanded_filters == 16
     assert int(trainer.optimizer.iterations.numpy()) == saved_step
 
 
@@ -200,7 +202,7 @@ def test_sigterm_writes_checkpoint_and_rerun_resumes(tmp_path):
     assert latest is not None
     stopped_at = int(latest.rsplit("-", 1)[1])
     assert stopped_at > 0
-    result = train(_config(tmp_path, steps=stopped_at + 3), progress=False)
+    result = train(_config(tmp_path, steps=stopped_at + 3, expanded_filters=16), progress=False)
     assert result.resumed_from == stopped_at and result.step == stopped_at + 3
 
 

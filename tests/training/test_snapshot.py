@@ -9,11 +9,18 @@ from tfsr.training.snapshot import load_run_model, main
 def test_snapshot_of_a_run_equals_its_inference_model(tmp_path):
     run = str(tmp_path / "run")
     config = TrainConfig(
-        model="sesr_m3", steps=3, batch_size=2, patch_size=8, val_every=0, out_dir=run
+        model="sesr_m3",
+        expanded_filters=16,
+        steps=3,
+        batch_size=2,
+        patch_size=8,
+        val_every=0,
+        out_dir=run,
     )
     result = train(config, progress=False)
     loaded_config, model, step = load_run_model(run)
     assert step == 3 and loaded_config == config
+    assert model.get_layer("block_1").expanded_filters == 16
     main(["snapshot", run, str(tmp_path / "m3.npz")])
     shipped = load_collapsed(str(tmp_path / "m3.npz"))
     x = np.random.default_rng(0).uniform(0, 1, (1, 9, 11, 1)).astype(np.float32)

@@ -28,6 +28,8 @@ class ModelSpec:
         validation_scales: arbitrary-scale models: the scales measured in validation.
         patch_size: arbitrary-scale models: default LR patch side (a multiple of every training
             scale's denominator).
+        options: keyword arguments of ``build`` that a run may set (``train.py``'s
+            ``--expanded_filters`` is ``expanded_filters``).
     """
 
     name: str
@@ -37,6 +39,20 @@ class ModelSpec:
     train_scales: tuple | None = None
     validation_scales: tuple | None = None
     patch_size: int | None = None
+    options: tuple[str, ...] = ()
+
+    def build_run_model(self, scale, activation, **options) -> keras.Model:
+        """``build`` with the run options that are set (not 0 or empty).
+
+        Raises:
+            ValueError: a set option that this model does not take.
+        """
+        given = {key: value for key, value in options.items() if value}
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            flags = ", ".join(f"--{key}" for key in unknown)
+            raise ValueError(f"model {self.name!r} takes no {flags}")
+        return self.build(scale=scale, activation=activation, **given)
 
     @property
     def multi_scale(self) -> bool:
@@ -67,6 +83,7 @@ def _register_builtin() -> None:
                 ),
                 to_inference=sesr.collapse_model,
                 description=f"SESR-{variant.upper()} (collapsible linear blocks)",
+                options=("expanded_filters",),
             )
         )
     from tfsr.lut import networks  # noqa: F401  (registers srlut_x4, mulut_x4, rclut_x4)

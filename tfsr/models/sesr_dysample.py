@@ -38,17 +38,19 @@ def sesr_dysample(
     groups: int = 4,
     dynamic_scope: bool = False,
     collapsed_training: bool = True,
+    expanded_filters: int | None = None,
     name: str | None = None,
 ) -> keras.Model:
     """Builds SESR-``variant`` with a DySample upsampler, on Y.
 
     Args:
         scale: 2, 3 or 4.
-        variant: the SESR body: "m3", "m5", "m7", "m11" or "xl" (expanded to
-            ``TRAIN_EXPANDED_FILTERS`` as ``sesr_model`` does).
+        variant: the SESR body: "m3", "m5", "m7", "m11" or "xl".
         activation: "prelu" or "relu" (ReLU for int8 deployment).
         style, groups, dynamic_scope: the DySample variant (see :class:`tfsr.layers.DySample`).
         collapsed_training: train the blocks collapsed (one conv each).
+        expanded_filters: width p of every block's expanded space; None for
+            ``TRAIN_EXPANDED_FILTERS`` (as ``sesr_model``).
         name: model name; default ``sesr_dysample_{variant}_x{scale}``.
 
     Returns:
@@ -67,7 +69,7 @@ def sesr_dysample(
             f"unknown SESR variant {variant!r}; expected one of {', '.join(SESR_CONFIGS)}"
         )
     cfg = SESR_CONFIGS[variant]
-    f, p = cfg["num_filters"], TRAIN_EXPANDED_FILTERS
+    f, p = cfg["num_filters"], expanded_filters or TRAIN_EXPANDED_FILTERS
     inputs = keras.Input(shape=(None, None, 1), name="lr")  # (N, H, W, 1)
     x = sesr_body(inputs, f, cfg["num_blocks"], p, activation, collapsed_training)  # (N, H, W, f)
     x = DySample(scale, style=style, groups=groups, dynamic_scope=dynamic_scope, name="dysample")(
@@ -92,6 +94,7 @@ register_model(
         ),
         to_inference=collapse_model,
         description="SESR-M5 body with a DySample upsampler",
+        options=("expanded_filters",),
     )
 )
 

@@ -11,7 +11,7 @@ from tfsr.atomic_file import atomic_output
 
 # Fields that decide the variables in a checkpoint (model architecture, optimizer wrapping). A
 # checkpoint written under other values cannot be resumed: `check_resumable` raises.
-ARCHITECTURE_FIELDS = ("model", "scale", "activation", "mixed_precision")
+ARCHITECTURE_FIELDS = ("model", "scale", "activation", "expanded_filters", "mixed_precision")
 # Fields that decide what the run computes from here on; changing them on resume is allowed
 # (for example to train longer) but reported.
 RUN_FIELDS = (
@@ -53,6 +53,8 @@ class TrainConfig:
         warmup_steps: linear warm-up length.
         loss: ``"l1"`` or ``"l2"``.
         activation: ``"prelu"`` or ``"relu"`` (ReLU for int8 deployment).
+        expanded_filters: width p of the SESR blocks' expanded space; 0 for the model's own
+            (``tfsr.models.sesr.TRAIN_EXPANDED_FILTERS``). Only SESR-family models take it.
         init_from: a checkpoint folder or saved model whose compatible weights start this run
             (for example x4 from x2).
         out_dir: where checkpoints, TensorBoard logs and the final models go.
@@ -78,6 +80,7 @@ class TrainConfig:
     warmup_steps: int = 100
     loss: str = "l1"
     activation: str = "prelu"
+    expanded_filters: int = 0
     init_from: str = ""
     out_dir: str = "runs/sesr_m5_x2"
     strategy: str = "default"
@@ -112,6 +115,10 @@ class TrainConfig:
             (
                 self.strategy in ("default", "mirrored", "multi_worker"),
                 f"strategy must be default, mirrored or multi_worker, got {self.strategy!r}",
+            ),
+            (
+                self.expanded_filters >= 0,
+                f"expanded_filters must be >= 0 (0: the model's own), got {self.expanded_filters}",
             ),
             (self.checkpoint_every > 0, "checkpoint_every must be positive"),
             (self.val_every >= 0, "val_every must be >= 0"),

@@ -127,7 +127,9 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         self.strategy = make_strategy(config.strategy)
         with self.strategy.scope():
-            self.model = self.spec.build(scale=config.scale, activation=config.activation)
+            self.model = self.spec.build_run_model(
+                config.scale, config.activation, expanded_filters=config.expanded_filters
+            )
             schedule = WarmupSchedule(
                 config.lr, config.steps, config.warmup_steps, kind=config.lr_schedule
             )

@@ -40,7 +40,9 @@ def load_run_model(run_dir: str) -> tuple[TrainConfig, keras.Model, int]:
     latest = tf.train.latest_checkpoint(ckpt_dir)
     if latest is None:
         raise FileNotFoundError(f"{run_dir}: no checkpoint in {ckpt_dir}")
-    model = get_model_spec(config.model).build(scale=config.scale, activation=config.activation)
+    model = get_model_spec(config.model).build_run_model(
+        config.scale, config.activation, expanded_filters=config.expanded_filters
+    )
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     return config, model, int(latest.rsplit("-", 1)[1])
 
