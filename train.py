@@ -127,11 +127,11 @@ def config_from_flags() -> TrainConfig:
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    from tfsr.training import run_from_config
+    from tfsr.training import run_from_config, user_errors
 
     try:
         config = config_from_flags()
-    except (ValueError, FileNotFoundError) as e:
+    except user_errors() as e:  # --epochs reads the training data here
         sys.exit(f"train.py: {e}")
     sys.exit(run_from_config(config))
 

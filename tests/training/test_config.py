@@ -48,6 +48,8 @@ def test_resume_with_other_architecture_is_an_error():
 def test_resume_with_more_steps_is_allowed_and_reported():
     notes = check_resumable(TrainConfig(steps=100), TrainConfig(steps=200))
     assert notes == ["steps changed from 100 to 200"]
+    notes = check_resumable(TrainConfig(warmup_steps=100), TrainConfig(warmup_steps=0))
+    assert notes == ["warmup_steps changed from 100 to 0"]
 
 
 def test_schedules():

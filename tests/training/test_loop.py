@@ -230,3 +230,23 @@ def test_short_run_beats_bicubic(tmp_path):
     result = train(config, progress=False)
     assert result.metrics["psnr"] > result.metrics["bicubic_psnr"] + 0.1, result.metrics
     assert os.path.exists(result.inference_model_path)
+
+
+def test_mixed_precision_run_saves_a_float32_model_and_restores_the_policy(tmp_path):
+    import tf_keras as keras
+
+    from tfsr.inference import load_keras_model
+
+    result = train(_config(tmp_path, steps=2, mixed_precision=True, val_every=0), progress=False)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    saved = load_keras_model(result.inference_model_path)
+    assert {layer.compute_dtype for layer in saved.layers} == {"float32"}
+
+
+def test_checkpoint_of_non_finite_weights_is_refused(tmp_path):
+    trainer = Trainer(_config(tmp_path, steps=3))
+    weight = trainer.model.get_layer("block_1").project_bias
+    weight.assign(tf.fill(weight.shape, float("nan")))
+    with pytest.raises(FloatingPointError, match="weights became non-finite by step 0 .*block_1"):
+        trainer.save_checkpoint()
+    assert trainer.manager.latest_checkpoint is None

@@ -28,6 +28,22 @@ def test_snapshot_of_a_run_equals_its_inference_model(tmp_path):
     assert result.inference_model_path.endswith("model.keras")
 
 
+def test_snapshot_of_a_checkpoint_of_another_model_is_an_error(tmp_path):
+    import json
+
+    from tfsr.training import ConfigMismatchError
+
+    run = str(tmp_path / "run")
+    train(
+        TrainConfig(model="sesr_m3", steps=1, batch_size=2, patch_size=8, val_every=0, out_dir=run),
+        progress=False,
+    )
+    path = tmp_path / "run" / "train_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "model": "sesr_m5"}))
+    with pytest.raises(ConfigMismatchError, match="does not hold the weights of 'sesr_m5'"):
+        load_run_model(run)
+
+
 def test_snapshot_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_run_model(str(tmp_path / "nothing"))

@@ -225,6 +225,7 @@ def collapse_model(model: keras.Model) -> keras.Model:
     "same" padding) that holds the block's collapsed kernel and bias; every other layer is cloned
     with its weights. The result has no expanded weights and gives the same outputs (up to float
     rounding). Works for any Functional or Sequential model whose blocks are top-level layers.
+    Layers trained under a mixed-precision policy come out in float32.
 
     Args:
         model: a trained model, typically from ``sesr``.
@@ -248,6 +249,11 @@ def collapse_model(model: keras.Model) -> keras.Model:
                 "blocks; flatten the model first"
             )
 
+    def dtype(layer):
+        # A mixed-precision policy is a training choice: the inference form computes in float32.
+        policy = layer.dtype_policy
+        return "float32" if policy.compute_dtype != policy.variable_dtype else policy
+
     def clone(layer):
         if isinstance(layer, CollapsibleLinearBlock):
             return keras.layers.Conv2D(
@@ -255,9 +261,9 @@ def collapse_model(model: keras.Model) -> keras.Model:
                 layer.kernel_size,
                 padding="same",
                 name=layer.name,
-                dtype=layer.dtype_policy,
+                dtype=dtype(layer),
             )
-        return layer.__class__.from_config(layer.get_config())
+        return layer.__class__.from_config({**layer.get_config(), "dtype": dtype(layer)})
 
     collapsed = keras.models.clone_model(model, clone_function=clone)
     for layer in model.layers:

@@ -6,16 +6,12 @@ from tfsr.training.config import ConfigMismatchError, TrainConfig  # noqa: F401
 from tfsr.training.loop import Trainer, TrainResult, train  # noqa: F401
 
 
-def run_from_config(config: TrainConfig) -> int:
-    """Runs :func:`train` for a script: prints a summary; user errors become one line.
-
-    Returns:
-        A process exit code: 0 done, 1 stopped by a signal (checkpoint written), 2 bad input.
-    """
+def user_errors() -> tuple[type[Exception], ...]:
+    """The exceptions a training script reports as one line (bad flags, data, checkpoints)."""
     from tfsr.data.io import ImageReadError
     from tfsr.data.sources import SourceUnavailableError
 
-    user_errors = (
+    return (
         ConfigMismatchError,
         FileNotFoundError,
         FloatingPointError,
@@ -23,9 +19,17 @@ def run_from_config(config: TrainConfig) -> int:
         SourceUnavailableError,
         ValueError,
     )
+
+
+def run_from_config(config: TrainConfig) -> int:
+    """Runs :func:`train` for a script: prints a summary; user errors become one line.
+
+    Returns:
+        A process exit code: 0 done, 1 stopped by a signal (checkpoint written), 2 bad input.
+    """
     try:
         result = train(config)
-    except user_errors as e:
+    except user_errors() as e:
         print(f"error: {e}")
         return 2
     if not result.completed:

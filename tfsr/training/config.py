@@ -20,6 +20,7 @@ RUN_FIELDS = (
     "patch_size",
     "lr",
     "lr_schedule",
+    "warmup_steps",
     "loss",
     "seed",
     "steps",

@@ -168,8 +168,29 @@ class Trainer:
 
     def save_checkpoint(self) -> str:
         """Writes a checkpoint for the current step (TF writes it under a temporary name and
-        renames; the ``checkpoint`` index file is replaced atomically)."""
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        renames; the ``checkpoint`` index file is replaced atomically).
+
+        Raises:
+            FloatingPointError: a model weight is not finite (the last update diverged although
+                the loss it was computed from was finite); nothing is written, so a rerun resumes
+                from the last good checkpoint.
+        """
+        step = int(self.step.numpy())
+        bad = [
+            v.name
+            for v in self.model.weights
+            if v.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))
+        ]
+        if bad:
+            latest = self.manager.latest_checkpoint
+            kept = f"step {latest.rsplit('-', 1)[1]}" if latest else "none yet"
+            raise FloatingPointError(
+                f"weights became non-finite by step {step} ({bad[0]}"
+                + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
+                + f"); nothing was saved (last checkpoint: {kept}): rerun with a lower --lr to "
+                "resume from before the divergence"
+            )
+        return self.manager.save(checkpoint_number=step)
 
     def dataset(self) -> tf.data.Dataset:
         """Training batches from the current step on (the order resumes where it stopped)."""
@@ -288,8 +309,17 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     Writes checkpoints every ``checkpoint_every`` steps and on SIGINT/SIGTERM (also when the
     signal comes while the run is still being set up), TensorBoard logs in ``out_dir/logs``, and
     at the end the inference model ``out_dir/model.keras`` and ``out_dir/results.json``
-    (validation PSNR/SSIM of the model and of bicubic).
+    (validation PSNR/SSIM of the model and of bicubic). The global Keras dtype policy is
+    restored afterwards (``mixed_precision`` sets it for the run).
     """
+    policy = keras.mixed_precision.global_policy()
+    try:
+        return _train(config, progress)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def _train(config: TrainConfig, progress: bool) -> TrainResult:
     with StopRequest() as stop:
         trainer = Trainer(config)
         for note in trainer.notes:
