@@ -155,6 +155,7 @@ def _call(lib, image=None, luts=None, rcs=(), thresholds=None, **attrs):
         ({"thresholds": np.zeros((3,), np.float32)}, r"rc_thresholds must have shape \(255\)"),
         ({"thresholds": -rc_thresholds()}, "non-decreasing"),
         ({"offsets": [0, 0, 1]}, "8 ints"),
+        ({"offsets": [0, 0, 0, 1, 1, 0, -(2**31), 1]}, r"offsets must be in \[-65536, 65536\]"),
         ({"scale": 0}, r"scale must be in \[1, 16\]"),
         ({"interval": 12}, "power of two"),
         ({"windows": [5]}, "one window and one RC table per pattern"),

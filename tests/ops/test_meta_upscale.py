@@ -219,6 +219,31 @@ def test_gradients_finite_differences(lib, scale_v, scale_h, out, per_pixel, co)
     assert worst < 1e-6
 
 
+@pytest.mark.parametrize("case", [CASES[i] for i in (2, 6, 9)], ids=["2", "6", "9"])
+def test_second_order_gradients_match_the_twin(lib, case):
+    # A gradient penalty: the gradient (w.r.t. x, weights and the output gradient) of a function
+    # of the first gradients, through the compiled gradient op.
+    n, h, w, ci, co, k, sv, sh, out, per_pixel = case
+    rng = np.random.default_rng(3)
+    weights, pv, ph = _weights(rng, sv, sh, h, w, k, ci, co, out, per_pixel)
+    x = rng.standard_normal((n, h, w, ci))
+    go = rng.standard_normal((n, len(pv.source_index), len(ph.source_index), co))
+    results = []
+    for fn in (meta_upscale, meta_upscale_twin):
+        xt, wt, gt = tf.constant(x), tf.constant(weights), tf.constant(go)
+        with tf.GradientTape() as outer:
+            outer.watch([xt, wt, gt])
+            with tf.GradientTape() as inner:
+                inner.watch([xt, wt])
+                y = fn(xt, wt, sv, sh, output_size=out)
+            gx, gw = inner.gradient(y, [xt, wt], output_gradients=gt)
+            penalty = tf.reduce_sum(tf.square(gx)) + tf.reduce_sum(tf.sin(gw))
+        results.append([g.numpy() for g in outer.gradient(penalty, [xt, wt, gt])])
+    for got, want in zip(*results, strict=True):
+        assert np.abs(want).max() > 0
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
 def test_fuzz_op_vs_twin(lib):
     """300 random small problems: shapes, scales (rational, float32-rounded, irrational, < 1),
     explicit sizes and per-pixel weights; forward always, gradients for every 5th."""

@@ -16,7 +16,9 @@ P_h = W_out, and are accepted too.
 
 The rule (identical in the C++ op, ``custom_ops/cc/kernels/meta_upscale_geometry.h``):
 
-- default output size: ``floor(r * size + 1e-6)``;
+- default output size: ``floor(r * size + 1e-6)``; the epsilon does not rescue a float32-rounded
+  scale beyond r * size of about 16 (``np.float32(1.3)`` at size 100 gives 129), so pass scales as
+  Python floats or float64 (:class:`tfsr.layers.MetaUpscale` snaps its scales to p / q);
 - phase period P of scale r on an axis with output size ``out``: the smallest P in [1, out] with
   ``|P / r - Q| <= 1e-6`` for the integer ``Q = round(P / r) >= 1`` (so P = p for r = p / q in
   lowest terms, and a float32-rounded 2.3 still counts as 23 / 10); ``P = out`` if there is none
@@ -435,7 +437,25 @@ def _meta_upscale_grad(op, grad):
     return [grad_x, grad_w, None, None]
 
 
-tf.no_gradient("Tfsr>MetaUpscaleGrad")
+@tf.RegisterGradient("Tfsr>MetaUpscaleGrad")
+def _meta_upscale_grad_grad(op, grad_gx, grad_gw):
+    """Second order: the gradient op is linear in each input, so its gradient is made of the
+    forward and gradient ops again. With ``gx = A(w)^T g`` and ``gw = B(x)^T g`` and upstream
+    ``u`` (like x) and ``v`` (like w): d/dg = A(w) u + B(x) v = fwd(u, w) + fwd(x, v),
+    d/dx = grad_x of the forward at weights v, d/dw = grad_w of the forward at input u."""
+    library = _loader.load(_FAMILY)
+    g, x, w, scales = op.inputs
+    det = op.get_attr("deterministic")
+    sizes = tf.shape(g)[1:3]
+    terms, grad_x, grad_w = [], None, None
+    if grad_gx is not None:
+        terms.append(library.tfsr_meta_upscale(grad_gx, w, scales, sizes, deterministic=det))
+        grad_w = library.tfsr_meta_upscale_grad(g, grad_gx, w, scales, deterministic=det)[1]
+    if grad_gw is not None:
+        terms.append(library.tfsr_meta_upscale(x, grad_gw, scales, sizes, deterministic=det))
+        grad_x = library.tfsr_meta_upscale_grad(g, x, grad_gw, scales, deterministic=det)[0]
+    grad_g = tf.add_n(terms) if terms else None
+    return [grad_g, grad_x, grad_w, None]
 
 
 def _compiled_op_usable(dtype: tf.DType):

@@ -40,6 +40,11 @@ class LutStageOp : public OpKernel {
                     "a stage with RC modules needs one window and one RC table per pattern (",
                     patterns_, "), got ", windows_.size(), " windows and ", num_rc_,
                     " RC tables; without RC, neither")));
+    for (int o : offsets_) {
+      OP_REQUIRES(ctx, o >= -kMaxOffset && o <= kMaxOffset,
+                  absl::InvalidArgumentError(absl::StrCat("offsets must be in [", -kMaxOffset,
+                                                          ", ", kMaxOffset, "], got ", o)));
+    }
     for (int w : windows_) {
       OP_REQUIRES(ctx, w >= 1 && w % 2 == 1,
                   absl::InvalidArgumentError(
@@ -134,6 +139,8 @@ class LutStageOp : public OpKernel {
   int scale_ = 1;
   int patterns_ = 1;
   int num_rc_ = 0;
+  // Pattern taps lie within a few pixels; the bound keeps |offset| and its rotations exact.
+  static constexpr int kMaxOffset = 1 << 16;
   std::vector<int> offsets_;
   std::vector<int> windows_;
 };

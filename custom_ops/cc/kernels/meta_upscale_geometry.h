@@ -14,7 +14,9 @@
 //   phase of row i       p(i) = i mod P_w, where P_w (the phase table's size on that axis) is P
 //                               or out (the paper's per-pixel weights).
 // The 1e-6 epsilon of the output size lets a float32-rounded scale (1.3f * 10 = 12.9999995) give
-// the intended size; the period tolerance recognises such scales as the rational p / q intended.
+// the intended size only while r * in is below about 16 (the float32 error is about 6e-8 r in):
+// 1.3f * 100 gives 129. Pass scales in float64 (the MetaUpscale layer snaps them to p / q). The
+// period tolerance recognises float32-rounded scales as the rational p / q intended.
 
 #ifndef TFSR_CUSTOM_OPS_CC_KERNELS_META_UPSCALE_GEOMETRY_H_
 #define TFSR_CUSTOM_OPS_CC_KERNELS_META_UPSCALE_GEOMETRY_H_
