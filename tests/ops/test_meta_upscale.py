@@ -175,13 +175,20 @@ def test_forward_op_numpy(lib, case):
     np.testing.assert_allclose(got32.numpy(), ref, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("case", [CASES[i] for i in (2, 4, 6, 8, 9)], ids=["2", "4", "6", "8", "9"])
-def test_backward_matches_numpy_and_twin(lib, case):
+def _backward_case(case, seed):
+    """``(x, weights, output gradient, phases v, phases h)`` for a CASES entry."""
     n, h, w, ci, co, k, sv, sh, out, per_pixel = case
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     weights, pv, ph = _weights(rng, sv, sh, h, w, k, ci, co, out, per_pixel)
     x = rng.standard_normal((n, h, w, ci))
     go = rng.standard_normal((n, len(pv.source_index), len(ph.source_index), co))
+    return x, weights, go, pv, ph
+
+
+@pytest.mark.parametrize("case", [CASES[i] for i in (2, 4, 6, 8, 9)], ids=["2", "4", "6", "8", "9"])
+def test_backward_matches_numpy_and_twin(lib, case):
+    sv, sh, out = case[6], case[7], case[8]
+    x, weights, go, pv, ph = _backward_case(case, seed=1)
     ref_gx, ref_gw = reference_backward(
         x,
         weights,
@@ -223,11 +230,8 @@ def test_gradients_finite_differences(lib, scale_v, scale_h, out, per_pixel, co)
 def test_second_order_gradients_match_the_twin(lib, case):
     # A gradient penalty: the gradient (w.r.t. x, weights and the output gradient) of a function
     # of the first gradients, through the compiled gradient op.
-    n, h, w, ci, co, k, sv, sh, out, per_pixel = case
-    rng = np.random.default_rng(3)
-    weights, pv, ph = _weights(rng, sv, sh, h, w, k, ci, co, out, per_pixel)
-    x = rng.standard_normal((n, h, w, ci))
-    go = rng.standard_normal((n, len(pv.source_index), len(ph.source_index), co))
+    sv, sh, out = case[6], case[7], case[8]
+    x, weights, go, _, _ = _backward_case(case, seed=3)
     results = []
     for fn in (meta_upscale, meta_upscale_twin):
         xt, wt, gt = tf.constant(x), tf.constant(weights), tf.constant(go)
