@@ -68,7 +68,11 @@ _OUT_DIR = flags.DEFINE_string(
     "out_dir", None, "Output folder (default runs/MODEL_xSCALE). Reuse it to resume."
 )
 _STRATEGY = flags.DEFINE_enum(
-    "strategy", "default", ["default", "mirrored", "multi_worker"], "tf.distribute strategy."
+    "strategy",
+    "default",
+    ["default", "mirrored", "multi_worker"],
+    "tf.distribute strategy. multi_worker: one process per worker (TF_CONFIG), same flags and a "
+    "shared --out_dir; worker 0 writes it.",
 )
 _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed for weights and data order.")
 _MIXED_PRECISION = flags.DEFINE_bool(

@@ -1,5 +1,6 @@
 """The training loop: resume, signals, SIGKILL, mismatched checkpoints, init_from, the gain."""
 
+import json
 import os
 import signal
 import subprocess
@@ -250,3 +251,55 @@ def test_checkpoint_of_non_finite_weights_is_refused(tmp_path):
     with pytest.raises(FloatingPointError, match="weights became non-finite by step 0 .*block_1"):
         trainer.save_checkpoint()
     assert trainer.manager.latest_checkpoint is None
+
+
+def _free_ports(count):
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multi_worker_run_only_the_chief_writes(tmp_path):
+    out_dir = str(tmp_path / "run")
+    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "PYTHONUNBUFFERED": "1"}
+        cmd = [
+            sys.executable,
+            "train.py",
+            "--strategy=multi_worker",
+            "--model=sesr_m3",
+            "--expanded_filters=16",
+            "--steps=4",
+            "--batch_size=4",
+            "--patch_size=8",
+            "--val_every=2",
+            "--checkpoint_every=2",
+            f"--out_dir={out_dir}",
+        ]
+        procs.append(
+            subprocess.Popen(
+                cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
+    outs = [proc.communicate(timeout=300)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outs
+    assert "step 2: validation PSNR" in outs[0] and "Inference model:" in outs[0]
+    assert "validation PSNR" not in outs[1] and "the chief wrote the model" in outs[1]
+    assert sorted(os.listdir(out_dir)) == [
+        "checkpoints",
+        "logs",
+        "model.keras",
+        "results.json",
+        "train_config.json",
+    ]
+    assert tf.train.latest_checkpoint(os.path.join(out_dir, "checkpoints")).endswith("ckpt-4")

@@ -249,10 +249,9 @@ def collapse_model(model: keras.Model) -> keras.Model:
                 "blocks; flatten the model first"
             )
 
-    def dtype(layer):
+    def mixed(layer):
         # A mixed-precision policy is a training choice: the inference form computes in float32.
-        policy = layer.dtype_policy
-        return "float32" if policy.compute_dtype != policy.variable_dtype else policy
+        return layer.dtype_policy.compute_dtype != layer.dtype_policy.variable_dtype
 
     def clone(layer):
         if isinstance(layer, CollapsibleLinearBlock):
@@ -261,9 +260,12 @@ def collapse_model(model: keras.Model) -> keras.Model:
                 layer.kernel_size,
                 padding="same",
                 name=layer.name,
-                dtype=dtype(layer),
+                dtype="float32" if mixed(layer) else layer.dtype_policy,
             )
-        return layer.__class__.from_config({**layer.get_config(), "dtype": dtype(layer)})
+        config = layer.get_config()
+        if mixed(layer):
+            config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
 
     collapsed = keras.models.clone_model(model, clone_function=clone)
     for layer in model.layers:

@@ -35,6 +35,9 @@ def run_from_config(config: TrainConfig) -> int:
     if not result.completed:
         return 1
     m = result.metrics
+    if not m:  # a worker other than the chief of a multi-worker run
+        print(f"\n{config.model}: {result.step} steps; the chief wrote the model and results.")
+        return 0
     rows = [("", m)] if "per_scale" not in m else list(m["per_scale"].items())
     scale = "" if "per_scale" in m else f" x{config.scale}"
     lines = [

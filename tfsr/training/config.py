@@ -59,7 +59,10 @@ class TrainConfig:
         init_from: a checkpoint folder or saved model whose compatible weights start this run
             (for example x4 from x2).
         out_dir: where checkpoints, TensorBoard logs and the final models go.
-        strategy: ``"default"``, ``"mirrored"`` or ``"multi_worker"`` (tf.distribute).
+        strategy: ``"default"``, ``"mirrored"`` or ``"multi_worker"`` (tf.distribute). Multi-worker:
+            one process per worker, each with its ``TF_CONFIG``, the same flags and ``out_dir`` on
+            a shared filesystem; the chief (worker 0) writes checkpoints, logs, the model and the
+            results; a stop signal must reach every worker.
         seed: seeds the weights and the data order.
         mixed_precision: compute in float16 (GPU) or bfloat16 (CPU), variables in float32.
         checkpoint_every: steps between checkpoints (a SIGKILL loses at most this many).

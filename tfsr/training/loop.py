@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 
@@ -51,6 +52,23 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"strategy must be default, mirrored or multi_worker, got {name!r}")
+
+
+def worker_role(strategy: tf.distribute.Strategy) -> tuple[bool, str]:
+    """``(is_chief, name)`` of this process in a multi-worker cluster (``TF_CONFIG``).
+
+    The chief is the task of type "chief", or worker 0 when the cluster has none; a process
+    outside any cluster is the chief. Only the chief writes into the run's folder.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster or resolver.task_type is None:
+        return True, "chief"
+    task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
+    chief = task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in cluster
+    )
+    return chief, f"{task_type} {task_id}"
 
 
 def _set_precision(enabled: bool) -> None:
@@ -116,6 +134,8 @@ class Trainer:
     def __init__(self, config: TrainConfig):
         self.config = config
         self.spec = get_model_spec(config.model)
+        # Every worker restores the chief's checkpoints; the others write theirs (all workers
+        # must save, the save reads distributed variables) to a folder deleted after each save.
         self.ckpt_dir = os.path.join(config.out_dir, "checkpoints")
         saved = load_saved_config(config.out_dir)
         # A run stopped before its first checkpoint left only its configuration: nothing to
@@ -126,6 +146,12 @@ class Trainer:
         _set_precision(config.mixed_precision)
         keras.utils.set_random_seed(config.seed)
         self.strategy = make_strategy(config.strategy)
+        self.is_chief, self.role = worker_role(self.strategy)
+        self.write_dir = (
+            self.ckpt_dir
+            if self.is_chief
+            else os.path.join(config.out_dir, f"tmp_{self.role.replace(' ', '_')}")
+        )
         with self.strategy.scope():
             self.model = self.spec.build_run_model(
                 config.scale, config.activation, expanded_filters=config.expanded_filters
@@ -145,13 +171,18 @@ class Trainer:
             model=self.model, optimizer=self.optimizer, step=self.step
         )
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self.ckpt_dir, max_to_keep=config.keep_checkpoints
+            self.checkpoint, self.write_dir, max_to_keep=config.keep_checkpoints
         )
         self.resumed_from = self._restore_or_init()
-        config.save(config.out_dir)
+        if self.is_chief:
+            config.save(config.out_dir)
+
+    def latest_checkpoint(self) -> str | None:
+        """The run's latest checkpoint (the chief's), or None."""
+        return tf.train.latest_checkpoint(self.ckpt_dir)
 
     def _restore_or_init(self) -> int:
-        latest = self.manager.latest_checkpoint
+        latest = self.latest_checkpoint()
         if latest is None:
             if self.config.init_from:
                 _load_init_weights(self.model, self.config.init_from)
@@ -182,7 +213,7 @@ class Trainer:
             if v.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))
         ]
         if bad:
-            latest = self.manager.latest_checkpoint
+            latest = self.latest_checkpoint()
             kept = f"step {latest.rsplit('-', 1)[1]}" if latest else "none yet"
             raise FloatingPointError(
                 f"weights became non-finite by step {step} ({bad[0]}"
@@ -190,7 +221,11 @@ class Trainer:
                 + f"); nothing was saved (last checkpoint: {kept}): rerun with a lower --lr to "
                 "resume from before the divergence"
             )
-        return self.manager.save(checkpoint_number=step)
+        path = self.manager.save(checkpoint_number=step)
+        if not self.is_chief:
+            shutil.rmtree(self.write_dir, ignore_errors=True)
+            return os.path.join(self.ckpt_dir, os.path.basename(path))  # the chief's
+        return path
 
     def dataset(self) -> tf.data.Dataset:
         """Training batches from the current step on (the order resumes where it stopped)."""
@@ -240,7 +275,7 @@ def _checkpoint_on_signal(trainer: Trainer, stop: StopRequest) -> None:
     """Writes the current step's checkpoint (once) and says so: called as soon as the signal is
     seen, before anything is torn down (a process manager may follow SIGTERM with SIGKILL)."""
     step = int(trainer.step.numpy())
-    latest = trainer.manager.latest_checkpoint
+    latest = trainer.latest_checkpoint()
     if latest is None or not latest.endswith(f"-{step}"):
         latest = trainer.save_checkpoint()
     print(f"\n{stop.signal_name}: checkpoint written to {latest}; rerun to resume.", flush=True)
@@ -278,7 +313,7 @@ def _run_steps(trainer: Trainer, stop: StopRequest, progress: bool) -> bool:
             if not np.isfinite(loss):
                 # The step has already written non-finite weights: save nothing, so that a rerun
                 # resumes from the last checkpoint, from before the divergence.
-                latest = trainer.manager.latest_checkpoint
+                latest = trainer.latest_checkpoint()
                 kept = f"step {latest.rsplit('-', 1)[1]}" if latest else "none yet"
                 raise FloatingPointError(
                     f"loss became {loss} at step {step}; nothing was saved (last checkpoint: "
@@ -295,7 +330,8 @@ def _run_steps(trainer: Trainer, stop: StopRequest, progress: bool) -> bool:
                 window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
             if step % config.checkpoint_every == 0:
                 trainer.save_checkpoint()
-            if config.val_every and step % config.val_every == 0 and step < config.steps:
+            due = config.val_every and step % config.val_every == 0 and step < config.steps
+            if due and trainer.is_chief:
                 metrics = trainer.validate()
                 tf.summary.scalar("val/psnr", metrics["psnr"], step=step)
                 bar.write(f"step {step}: validation PSNR {metrics['psnr']:.3f} dB")
@@ -328,7 +364,11 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
         if start:
             print(f"Resuming {config.out_dir} from step {start}")
         result = TrainResult(step=start, completed=False, resumed_from=start)
-        writer = tf.summary.create_file_writer(os.path.join(config.out_dir, "logs"))
+        writer = (
+            tf.summary.create_file_writer(os.path.join(config.out_dir, "logs"))
+            if trainer.is_chief
+            else tf.summary.create_noop_writer()
+        )
         with writer.as_default():
             if start < config.steps and not _run_steps(trainer, stop, progress):
                 return _stop(trainer, stop, result)
@@ -338,6 +378,8 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
 
     result.step = int(trainer.step.numpy())
     result.completed = True
+    if not trainer.is_chief:  # the chief writes the model and the results
+        return result
     inference = trainer.spec.inference_model(trainer.model)
     path = os.path.join(config.out_dir, INFERENCE_MODEL_FILENAME)
     with atomic_output(path) as tmp:
