@@ -303,3 +303,18 @@ def test_multi_worker_run_only_the_chief_writes(tmp_path):
         "train_config.json",
     ]
     assert tf.train.latest_checkpoint(os.path.join(out_dir, "checkpoints")).endswith("ckpt-4")
+
+
+def test_each_checkpoint_is_written_once(tmp_path, monkeypatch):
+    saved = []
+    original = Trainer.save_checkpoint
+
+    def counting(self):
+        saved.append(int(self.step.numpy()))
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", counting)
+    train(_config(tmp_path, steps=4, checkpoint_every=2, val_every=0), progress=False)
+    assert saved == [2, 4]
+    train(_config(tmp_path, steps=5, checkpoint_every=2, val_every=0), progress=False)
+    assert saved == [2, 4, 5]

@@ -174,6 +174,9 @@ class Trainer:
             self.checkpoint, self.write_dir, max_to_keep=config.keep_checkpoints
         )
         self.resumed_from = self._restore_or_init()
+        # The step of the last checkpoint this process wrote or restored (None: none yet); kept
+        # here, not read back from the folder, so every worker decides the same way.
+        self.saved_step = self.resumed_from if self.latest_checkpoint() else None
         if self.is_chief:
             config.save(config.out_dir)
 
@@ -222,6 +225,7 @@ class Trainer:
                 "resume from before the divergence"
             )
         path = self.manager.save(checkpoint_number=step)
+        self.saved_step = step
         if not self.is_chief:
             shutil.rmtree(self.write_dir, ignore_errors=True)
             return os.path.join(self.ckpt_dir, os.path.basename(path))  # the chief's
@@ -276,7 +280,7 @@ def _checkpoint_on_signal(trainer: Trainer, stop: StopRequest) -> None:
     seen, before anything is torn down (a process manager may follow SIGTERM with SIGKILL)."""
     step = int(trainer.step.numpy())
     latest = trainer.latest_checkpoint()
-    if latest is None or not latest.endswith(f"-{step}"):
+    if trainer.saved_step != step:
         latest = trainer.save_checkpoint()
     print(f"\n{stop.signal_name}: checkpoint written to {latest}; rerun to resume.", flush=True)
 
@@ -335,7 +339,8 @@ def _run_steps(trainer: Trainer, stop: StopRequest, progress: bool) -> bool:
                 metrics = trainer.validate()
                 tf.summary.scalar("val/psnr", metrics["psnr"], step=step)
                 bar.write(f"step {step}: validation PSNR {metrics['psnr']:.3f} dB")
-        trainer.save_checkpoint()
+        if trainer.saved_step != int(trainer.step.numpy()):
+            trainer.save_checkpoint()
     return True
 
 
