@@ -5,8 +5,10 @@ Speed ratios (ours vs a baseline) come from one process that times both in turn
 
 Peak memory is measured as the peak resident set size of a fresh child process that runs one
 case, minus the same process's resident size just before the case starts (TensorFlow's import and
-the inputs are thus not counted). Each case gets its own process so that one case's peak cannot
-hide another's.
+the inputs are thus not counted). The kernel's peak is reset at that point (Linux
+``/proc/self/clear_refs``), so a spike before it, such as a NumPy temporary made while building
+the inputs, cannot hide the case's own peak. Each case gets its own process so that one case's
+peak cannot hide another's. "MB" here is 2**20 bytes.
 """
 
 from __future__ import annotations
@@ -77,14 +79,35 @@ def _rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _reset_peak() -> None:
+    """Sets the kernel's peak resident size (VmHWM) to the current one, where Linux allows."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass  # then the peak since the process started counts (an upper bound)
+
+
+def _peak_rss_mb() -> float:
+    """The peak resident size since the last :func:`_reset_peak` (VmHWM), in MB."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB -> MB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB -> MB
+
+
 def _child(target: str, kwargs: dict, queue) -> None:
     try:
         module_name, func_name = target.split(":")
         func = getattr(importlib.import_module(module_name), func_name)
         # The target calls `mark_baseline()` once its inputs exist; by default, now.
-        os.environ["_TFSR_BENCH_BASELINE_MB"] = str(_rss_mb())
+        mark_baseline()
         result = func(**kwargs) or {}
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KB -> MB
+        peak = _peak_rss_mb()
         base = float(os.environ["_TFSR_BENCH_BASELINE_MB"])
         result.update(peak_rss_mb=peak, peak_mb=max(peak - base, 0.0), baseline_rss_mb=base)
         queue.put(("ok", result))
@@ -94,6 +117,7 @@ def _child(target: str, kwargs: dict, queue) -> None:
 
 def mark_baseline() -> None:
     """Called inside a case once its inputs are built: memory up to here is not counted."""
+    _reset_peak()
     os.environ["_TFSR_BENCH_BASELINE_MB"] = str(_rss_mb())
 
 

@@ -19,9 +19,10 @@ Frames: by default a natural image (BSD200 100075, Y, mirrored to size); ``--noi
 noise, the worst case for a LUT (every query reads random table rows; the float network's cost
 does not depend on the content).
 
-Metrics: ``ms``, median of 3 calls after one warm-up (``benchmarks.common.time_call``);
-``speedup`` = net ms / method ms in the same run; ``cpu_ms``, the process CPU time per call (all
-threads; steadier than wall time on a busy machine) and ``cpu_speedup`` likewise;
+Metrics: ``ms``, median of 3 calls after one warm-up, the methods of a family called in turn,
+round after round (``benchmarks.common.time_interleaved``); ``speedup`` = net ms / method ms in
+the same run; ``cpu_ms``, the process CPU time per call (all threads; mean over the timed calls;
+steadier than wall time on a busy machine) and ``cpu_speedup`` = net cpu_ms / method cpu_ms;
 ``tables_kb`` (table bytes / 1024) and ``file_kb`` (the compressed ``.npz`` on disk).
 
 Run: ``python -m benchmarks.lut`` (a few minutes on 2 cores), ``--full`` for the 4K output frame,
@@ -38,17 +39,33 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from benchmarks.common import print_table, time_call, write_results  # noqa: E402
+from benchmarks.common import print_table, time_interleaved, write_results  # noqa: E402
 
 FAMILIES = ("srlut", "mulut", "rclut")
 
 
-def _time(fn, repeats: int) -> dict:
-    """Wall ms (median, ``time_call``) and process CPU ms per call (all threads; mean)."""
-    fn()  # warm-up (tracing)
-    cpu = time.process_time()
-    wall = time_call(fn, warmup=0, repeats=repeats)["median_ms"]
-    return {"ms": wall, "cpu_ms": (time.process_time() - cpu) * 1e3 / repeats}
+def _time(methods: dict, repeats: int) -> dict:
+    """``{method: {ms, cpu_ms}}``: wall ms (median; the methods called in turn, round after
+    round, by ``time_interleaved``) and process CPU ms per call (all threads; mean)."""
+    for fn in methods.values():
+        fn()  # warm-up (tracing)
+    cpu = dict.fromkeys(methods, 0.0)
+
+    def counted(name, fn):
+        def call():
+            start = time.process_time()
+            fn()
+            cpu[name] += time.process_time() - start
+
+        return call
+
+    wall = time_interleaved(
+        {name: counted(name, fn) for name, fn in methods.items()}, warmup=0, rounds=repeats
+    )
+    return {
+        name: {"ms": wall[name]["median_ms"], "cpu_ms": cpu[name] * 1e3 / repeats}
+        for name in methods
+    }
 
 
 def _time_model(family: str, frame, quick: bool) -> tuple[dict, object, float, object]:
@@ -73,7 +90,7 @@ def _time_model(family: str, frame, quick: bool) -> tuple[dict, object, float, o
     if not quick:
         methods["lut_twin"] = lambda: twin_fn(frame).numpy()
     repeats = 1 if quick else 3
-    return {m: _time(fn, repeats) for m, fn in methods.items()}, tables, file_kb, model
+    return _time(methods, repeats), tables, file_kb, model
 
 
 def _frame(height: int, width: int, noise: bool):
@@ -124,7 +141,8 @@ def run(full: bool, quick: bool, families, frame1080p, noise: bool) -> list[dict
             )
         if family in frame1080p:
             big = _frame(1080, 1920, noise)
-            t = _time(lambda b=big, m=model: m.upscale(b).numpy(), 1 if quick else 3)
+            upscale = {"lut": lambda b=big, m=model: m.upscale(b).numpy()}
+            t = _time(upscale, 1 if quick else 3)["lut"]
             rows.append(common | t | {"method": "lut", "input": "1920x1080"})
         print_table(rows[start:], columns)
     return rows
