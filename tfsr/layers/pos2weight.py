@@ -62,8 +62,7 @@ class Pos2Weight(keras.layers.Layer):
     at usual learning rates stable; a network whose filters blow up gets stuck at the clip).
     Meta-SR evaluates it once per output pixel; here it is fed only the distinct phase pairs
     (:func:`phase_positions`), so its cost and the size of the filters it returns do not depend
-    on the output size. The result is the phase
-    table that ``tfsr.ops.meta_upscale`` takes.
+    on the output size. The result is the phase table that ``tfsr.ops.meta_upscale`` takes.
 
     Args:
         kernel_size: odd filter size k.

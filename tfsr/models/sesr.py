@@ -34,10 +34,10 @@ SESR_CONFIGS: dict[str, dict[str, int]] = {
 
 # The width p that sesr_model and sesr_dysample train every variant with unless told otherwise.
 # The paper expands M11 and XL only to 64, which bounds the cost of training in expanded form;
-# collapsed training's cost hardly depends on p (one (k*k*C_in x p) @ (p x C_out) product per block
-# and step), and p = 256 trains them far better: SESR-XL x2 after 3,000 steps of 16 48x48 patches,
-# Set5 35.61 dB at p = 64 vs 37.01 dB at p = 256 (README, "Expanded width"). The collapsed network, and so
-# the shipped model, is the same at any p.
+# collapsed training's cost hardly depends on p (one (k*k*C_in x p) @ (p x C_out) product per
+# block and step), and p = 256 trains them far better: SESR-XL x2 after 3,000 steps of 16 48x48
+# patches, Set5 35.61 dB at p = 64 vs 37.01 dB at p = 256 (README, "Expanded width"). The
+# collapsed network, and so the shipped model, is the same at any p.
 TRAIN_EXPANDED_FILTERS = 256
 
 SCALES = (2, 3, 4)

@@ -34,6 +34,24 @@ class ConfigMismatchError(ValueError):
     """An ``out_dir`` holds a checkpoint of a different configuration."""
 
 
+def restore_matching(checkpoint, path: str, mismatch: str):
+    """Restores ``checkpoint`` (a ``tf.train.Checkpoint``) from ``path``, asserting that every
+    object it tracks was in the file; returns the restore status.
+
+    Raises:
+        ConfigMismatchError: ``"{mismatch}: {first line of TensorFlow's error}"`` when the file
+            lacks some of the objects or holds other shapes.
+    """
+    import tensorflow as tf
+
+    try:
+        status = checkpoint.restore(path)
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
+        raise ConfigMismatchError(f"{mismatch}: {str(error).splitlines()[0]}") from error
+    return status
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run depends on. ``python train.py --helpfull`` documents the flags.

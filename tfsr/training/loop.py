@@ -17,10 +17,10 @@ from tfsr.atomic_file import atomic_output
 from tfsr.models.registry import get_model_spec
 from tfsr.progress import step_bar
 from tfsr.training.config import (
-    ConfigMismatchError,
     TrainConfig,
     check_resumable,
     load_saved_config,
+    restore_matching,
 )
 from tfsr.training.schedules import WarmupSchedule
 from tfsr.training.signals import StopRequest
@@ -190,15 +190,18 @@ class Trainer:
             if self.config.init_from:
                 _load_init_weights(self.model, self.config.init_from)
             return 0
-        try:
-            status = self.checkpoint.restore(latest)
-            status.assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
-            raise ConfigMismatchError(
-                f"checkpoint {latest} does not match model {self.config.model!r} at scale "
-                f"{self.config.scale}: {str(e).splitlines()[0]}"
-            ) from e
+        restore_matching(
+            self.checkpoint,
+            latest,
+            f"checkpoint {latest} does not match model {self.config.model!r} at scale "
+            f"{self.config.scale}",
+        )
         return int(self.step.numpy())
+
+    def last_kept(self) -> str:
+        """``"step N"`` of the run's latest checkpoint, or ``"none yet"`` (for messages)."""
+        latest = self.latest_checkpoint()
+        return f"step {latest.rsplit('-', 1)[1]}" if latest else "none yet"
 
     def save_checkpoint(self) -> str:
         """Writes a checkpoint for the current step (TF writes it under a temporary name and
@@ -216,13 +219,11 @@ class Trainer:
             if v.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))
         ]
         if bad:
-            latest = self.latest_checkpoint()
-            kept = f"step {latest.rsplit('-', 1)[1]}" if latest else "none yet"
             raise FloatingPointError(
                 f"weights became non-finite by step {step} ({bad[0]}"
                 + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
-                + f"); nothing was saved (last checkpoint: {kept}): rerun with a lower --lr to "
-                "resume from before the divergence"
+                + f"); nothing was saved (last checkpoint: {self.last_kept()}): rerun with a "
+                "lower --lr to resume from before the divergence"
             )
         path = self.manager.save(checkpoint_number=step)
         self.saved_step = step
@@ -317,11 +318,9 @@ def _run_steps(trainer: Trainer, stop: StopRequest, progress: bool) -> bool:
             if not np.isfinite(loss):
                 # The step has already written non-finite weights: save nothing, so that a rerun
                 # resumes from the last checkpoint, from before the divergence.
-                latest = trainer.latest_checkpoint()
-                kept = f"step {latest.rsplit('-', 1)[1]}" if latest else "none yet"
                 raise FloatingPointError(
                     f"loss became {loss} at step {step}; nothing was saved (last checkpoint: "
-                    f"{kept}): rerun with a lower --lr to resume from before the divergence"
+                    f"{trainer.last_kept()}): rerun with a lower --lr to resume from before the divergence"
                 )
             if window_steps >= 20 or step == config.steps:
                 elapsed = max(time.perf_counter() - window_start, 1e-9)

@@ -19,7 +19,7 @@ import tf_keras as keras
 
 from tfsr.atomic_file import atomic_output
 from tfsr.models.registry import get_model_spec
-from tfsr.training.config import ConfigMismatchError, TrainConfig, load_saved_config
+from tfsr.training.config import TrainConfig, load_saved_config, restore_matching
 
 
 def load_run_model(run_dir: str) -> tuple[TrainConfig, keras.Model, int]:
@@ -44,14 +44,12 @@ def load_run_model(run_dir: str) -> tuple[TrainConfig, keras.Model, int]:
     model = get_model_spec(config.model).build_run_model(
         config.scale, config.activation, expanded_filters=config.expanded_filters
     )
-    try:
-        status = tf.train.Checkpoint(model=model).restore(latest)
-        status.assert_existing_objects_matched()  # every model weight was in the checkpoint
-    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
-        raise ConfigMismatchError(
-            f"{latest} does not hold the weights of {config.model!r} as its train_config.json "
-            f"describes it: {str(error).splitlines()[0]}"
-        ) from error
+    status = restore_matching(
+        tf.train.Checkpoint(model=model),
+        latest,
+        f"{latest} does not hold the weights of {config.model!r} as its train_config.json "
+        "describes it",
+    )
     status.expect_partial()  # the optimizer's slots are not needed
     return config, model, int(latest.rsplit("-", 1)[1])
 
