@@ -100,7 +100,7 @@ def test_export_float_from_run_folder(tiny_model_files, tmp_path):
             ValueError,
             "--calibration_batches must be a positive integer",
         ),
-        ({"qat_steps": -3}, ValueError, "--qat_steps must be an integer >= 0"),
+        ({"qat_steps": -3}, ValueError, "--qat_steps must be a non-negative integer"),
         ({"val_data": ["../shared/data/val/Set5", "Set14typo"]}, FileNotFoundError, "'Set14typo'"),
     ],
 )

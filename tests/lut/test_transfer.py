@@ -213,7 +213,7 @@ def test_finetune_lowers_the_loss_and_keeps_int8(tables):
     assert tuned.luts["lut_1_S"].dtype == np.int8
     assert np.any(tuned.luts["lut_1_S"] != tables.luts["lut_1_S"])
     assert np.any(tuned.rcs["rc_0_S"] != tables.rcs["rc_0_S"])  # RC tables are trained too
-    with pytest.raises(ValueError, match="steps must be a non-negative int"):
+    with pytest.raises(ValueError, match="steps must be a non-negative integer"):
         finetune(model, data, steps=-1)
 
 

@@ -175,7 +175,7 @@ def test_qat_model_h5_round_trip(tmp_path):
 
 def test_train_qat_rejects_bad_steps():
     q = qat.quantize_model(collapse_model(tiny_sesr()))
-    with pytest.raises(ValueError, match="steps must be an integer >= 0, got -1"):
+    with pytest.raises(ValueError, match="steps must be a non-negative integer, got -1"):
         qat.train_qat(q, _dataset(), -1)
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from tfsr.models.sesr import TRAIN_EXPANDED_FILTERS
 from tfsr.training.config import (
     ConfigMismatchError,
     TrainConfig,
@@ -43,6 +44,24 @@ def test_resume_with_other_architecture_is_an_error():
         ConfigMismatchError, match=r"expanded_filters: checkpoint has 0, requested 64"
     ):
         check_resumable(saved, TrainConfig(model="sesr_m5", scale=2, expanded_filters=64))
+
+
+def test_resume_compares_widths_as_built():
+    """0 is the model's own width (TRAIN_EXPANDED_FILTERS): the same network as naming it."""
+    default = TrainConfig(model="sesr_m5", scale=2)
+    explicit = TrainConfig(model="sesr_m5", scale=2, expanded_filters=TRAIN_EXPANDED_FILTERS)
+    assert check_resumable(default, explicit) == []
+    assert check_resumable(explicit, default) == []
+
+
+def test_resume_ignores_the_fields_it_is_told_to():
+    saved = TrainConfig(model="meta_sesr", scale=2)
+    requested = TrainConfig(model="meta_sesr", scale=4)
+    assert check_resumable(saved, requested, ignored=("scale",)) == []
+    with pytest.raises(ConfigMismatchError, match="activation"):
+        check_resumable(
+            saved, TrainConfig(model="meta_sesr", scale=4, activation="relu"), ("scale",)
+        )
 
 
 def test_resume_with_more_steps_is_allowed_and_reported():

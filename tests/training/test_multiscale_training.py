@@ -60,6 +60,8 @@ def test_tiny_run_trains_validates_and_saves(tmp_path):
         assert json.load(f)["step"] == 4
     trainer = Trainer(config)
     assert trainer.resumed_from == 4
+    # The model ignores --scale: a resume naming another one is no mismatch.
+    assert Trainer(_config(tmp_path, steps=4, scale=3)).resumed_from == 4
 
 
 def test_train_step_is_traced_once(tmp_path):

@@ -322,10 +322,7 @@ def _build(
     int_at_least("patches_per_image", patches_per_image)
     if channels not in _CHANNELS:
         raise ValueError(f"channels must be one of {_CHANNELS}, got {channels!r}")
-    if isinstance(start_step, bool) or not isinstance(start_step, numbers.Integral):
-        raise ValueError(f"start_step must be a non-negative integer, got {start_step!r}")
-    if start_step < 0:
-        raise ValueError(f"start_step must be a non-negative integer, got {start_step!r}")
+    int_at_least("start_step", start_step, 0)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise ValueError(f"seed must be an integer or None, got {seed!r}")
     geometries = [_geometry(s, lr_patch_size, hr_patch_size) for s in scales]

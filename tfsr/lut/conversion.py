@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from tfsr.checks import int_at_least
 from tfsr.lut.lut_file import LutTables, save_lut_file
 from tfsr.lut.lut_model import LutModel
 from tfsr.lut.networks import LutNet, find_lut_net
@@ -80,8 +81,7 @@ def finetune(
     Returns:
         The loss of every step. The tables stay float32; :meth:`LutModel.to_tables` rounds.
     """
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    steps = int_at_least("steps", steps, 0)
 
     def rate(peak):
         return keras.optimizers.schedules.CosineDecay(peak, max(steps, 1)) if decay else peak

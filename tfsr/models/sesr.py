@@ -40,6 +40,26 @@ SESR_CONFIGS: dict[str, dict[str, int]] = {
 # collapsed network, and so the shipped model, is the same at any p.
 TRAIN_EXPANDED_FILTERS = 256
 
+
+def variant_config(variant, expanded_filters: int | None = None) -> tuple[str, dict]:
+    """``(key, config)`` of an SESR variant: the lower-case name and a copy of its
+    ``SESR_CONFIGS`` entry whose ``expanded_filters`` is the width to train with,
+    ``expanded_filters`` or, when that is None or 0, ``TRAIN_EXPANDED_FILTERS``.
+
+    Raises:
+        ValueError: an unknown variant.
+    """
+    key = str(variant).lower()
+    if key not in SESR_CONFIGS:
+        raise ValueError(
+            f"unknown SESR variant {variant!r}; expected one of {', '.join(SESR_CONFIGS)}"
+        )
+    return key, {
+        **SESR_CONFIGS[key],
+        "expanded_filters": expanded_filters or TRAIN_EXPANDED_FILTERS,
+    }
+
+
 SCALES = (2, 3, 4)
 ACTIVATIONS = ("prelu", "relu")
 
@@ -202,18 +222,12 @@ def sesr_model(
     >>> model.name
     'sesr_m5_x4'
     """
-    key = str(variant).lower()
-    if key not in SESR_CONFIGS:
-        raise ValueError(
-            f"unknown SESR variant {variant!r}; expected one of {', '.join(SESR_CONFIGS)}"
-        )
-    config = dict(SESR_CONFIGS[key])
+    key, config = variant_config(variant, expanded_filters)
     overlap = set(kwargs) & set(config)
     if overlap:
         raise ValueError(
             f"{', '.join(sorted(overlap))} is fixed by variant {key!r}; call sesr() to choose it"
         )
-    config["expanded_filters"] = expanded_filters or TRAIN_EXPANDED_FILTERS
     kwargs.setdefault("name", f"sesr_{key}_x{scale}")
     return sesr(scale=scale, activation=activation, **config, **kwargs)
 

@@ -22,11 +22,10 @@ from tfsr.layers.dysample import DySample
 from tfsr.models.registry import ModelSpec, register_model
 from tfsr.models.sesr import (
     LAST_BLOCK,
-    SESR_CONFIGS,
-    TRAIN_EXPANDED_FILTERS,
     check_scale_and_activation,
     collapse_model,
     sesr_body,
+    variant_config,
 )
 
 
@@ -63,13 +62,8 @@ def sesr_dysample(
     TensorShape([1, 16, 16, 1])
     """
     check_scale_and_activation(scale, activation)
-    variant = str(variant).lower()  # "M5" as sesr_model takes it
-    if variant not in SESR_CONFIGS:
-        raise ValueError(
-            f"unknown SESR variant {variant!r}; expected one of {', '.join(SESR_CONFIGS)}"
-        )
-    cfg = SESR_CONFIGS[variant]
-    f, p = cfg["num_filters"], expanded_filters or TRAIN_EXPANDED_FILTERS
+    variant, cfg = variant_config(variant, expanded_filters)  # "M5" as sesr_model takes it
+    f, p = cfg["num_filters"], cfg["expanded_filters"]
     inputs = keras.Input(shape=(None, None, 1), name="lr")  # (N, H, W, 1)
     x = sesr_body(inputs, f, cfg["num_blocks"], p, activation, collapsed_training)  # (N, H, W, f)
     x = DySample(scale, style=style, groups=groups, dynamic_scope=dynamic_scope, name="dysample")(

@@ -176,8 +176,27 @@ def load_saved_config(out_dir: str) -> TrainConfig | None:
         return TrainConfig.from_dict(json.load(f))
 
 
-def check_resumable(saved: TrainConfig, requested: TrainConfig) -> list[str]:
+def _built(config: TrainConfig, name: str):
+    """The value of architecture field ``name`` as the model is built: ``expanded_filters`` 0 (the
+    model's own width) is ``TRAIN_EXPANDED_FILTERS``, so a run saved with 0 resumes with the
+    explicit width and back."""
+    value = getattr(config, name)
+    if name == "expanded_filters" and not value:
+        from tfsr.models.sesr import TRAIN_EXPANDED_FILTERS
+
+        return TRAIN_EXPANDED_FILTERS
+    return value
+
+
+def check_resumable(
+    saved: TrainConfig, requested: TrainConfig, ignored: tuple[str, ...] = ()
+) -> list[str]:
     """Compares a saved configuration with the requested one before resuming.
+
+    Args:
+        saved, requested: the configurations.
+        ignored: architecture fields the model does not depend on (``scale`` for an
+            arbitrary-scale model); they may differ.
 
     Returns:
         Human-readable notes on changed run fields (allowed).
@@ -188,7 +207,7 @@ def check_resumable(saved: TrainConfig, requested: TrainConfig) -> list[str]:
     bad = [
         f"{name}: checkpoint has {getattr(saved, name)!r}, requested {getattr(requested, name)!r}"
         for name in ARCHITECTURE_FIELDS
-        if getattr(saved, name) != getattr(requested, name)
+        if name not in ignored and _built(saved, name) != _built(requested, name)
     ]
     if bad:
         raise ConfigMismatchError(

@@ -141,7 +141,9 @@ class Trainer:
         # A run stopped before its first checkpoint left only its configuration: nothing to
         # resume, so any configuration may start afresh there.
         resumable = saved is not None and tf.train.latest_checkpoint(self.ckpt_dir) is not None
-        self.notes = check_resumable(saved, config) if resumable else []
+        # An arbitrary-scale model ignores --scale, so a resume may name another.
+        ignored = ("scale",) if self.spec.multi_scale else ()
+        self.notes = check_resumable(saved, config, ignored) if resumable else []
 
         _set_precision(config.mixed_precision)
         keras.utils.set_random_seed(config.seed)
