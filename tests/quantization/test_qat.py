@@ -1,3 +1,4 @@
+import os
 """Tests for tfsr.quantization.qat: annotation, range calibration, QAT, saving and resuming."""
 
 import numpy as np
@@ -160,6 +161,16 @@ def test_qat_checkpoint_of_another_model_is_refused(tmp_path):
         qat.train_qat(relu, _dataset(), 4, checkpoint_dir=str(tmp_path))
     for a, b in zip(before, relu.weights, strict=True):
         np.testing.assert_array_equal(a, b.numpy())  # nothing loaded
+
+
+def test_qat_checkpoint_without_its_fingerprint_is_still_checked(tmp_path):
+    relu = qat.quantize_model(collapse_model(tiny_sesr("relu")))
+    qat.calibrate_ranges(relu, [lr_batch(0, size=8)])
+    qat.train_qat(relu, _dataset(), 2, checkpoint_dir=str(tmp_path))
+    os.remove(tmp_path / qat._FINGERPRINT_FILE)  # a folder from before the fingerprint
+    prelu = qat.quantize_model(collapse_model(tiny_sesr("prelu")))  # more variables
+    with pytest.raises(ValueError, match="QAT checkpoint in .* does not fit this model: "):
+        qat.qat_checkpoint(prelu, keras.optimizers.Adam(), str(tmp_path))
 
 
 def test_qat_model_h5_round_trip(tmp_path):
