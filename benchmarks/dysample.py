@@ -13,7 +13,7 @@ Shapes (batch 1, x2): the paper's 256 channels at 120x120, and super-resolution 
 Metrics:
 - ``forward_ms``: median of a ``tf.function`` call. All methods of a shape run in one process,
   interleaved call by call, so that load from other jobs on the machine hits them alike;
-  ``vs_bilinear`` = forward_ms / bilinear's forward_ms from the same process.
+  ``time_vs_bilinear`` = forward_ms / bilinear's forward_ms from the same process.
 - ``train_ms``: forward + backward (gradients for the input and the weights).
 - ``peak_mb``: each method in its own process (``benchmarks.common.run_isolated``): peak resident
   memory above the level once the inputs exist, over the first four calls, so tracing and XLA
@@ -226,7 +226,7 @@ def main() -> None:
                 "method": method,
                 "forward_ms": fwd["median_ms"],
                 "forward_min_ms": fwd["min_ms"],
-                "vs_bilinear": fwd["median_ms"] / bilinear_ms,
+                "time_vs_bilinear": fwd["median_ms"] / bilinear_ms,
             }
             if f"train|{method}" in timing:
                 row["train_ms"] = timing[f"train|{method}"]["median_ms"]
@@ -239,7 +239,7 @@ def main() -> None:
             print(row, flush=True)
         if is_paper:
             paper = {r["method"]: r for r in rows if r["shape"] == shape_name(shape)}
-            ratios = {m: paper[m]["vs_bilinear"] for m in VARIANTS}
+            ratios = {m: paper[m]["time_vs_bilinear"] for m in VARIANTS}
             # The same from the fastest calls: less sensitive to other jobs on a shared machine.
             bilinear_min = timing["forward|bilinear"]["min_ms"]
             min_ratios = {m: paper[m]["forward_min_ms"] / bilinear_min for m in VARIANTS}
@@ -282,7 +282,7 @@ def main() -> None:
             "method",
             "forward_ms",
             "forward_min_ms",
-            "vs_bilinear",
+            "time_vs_bilinear",
             "train_ms",
             "peak_mb",
             "error",

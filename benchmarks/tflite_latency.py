@@ -1,18 +1,20 @@
 """LiteRT latency of SESR-M5 to 4K: float vs full int8, 1 and 2 threads, next to bicubic.
 
-Question: how long does one frame take on this CPU when SESR-M5 upscales 1080p -> 4K (x2) and
-540p -> 4K (x4) in the LiteRT interpreter (``ai_edge_litert``, XNNPACK), float32 vs full int8,
-with 1 and 2 threads, with PReLU (the paper's float model) and with ReLU (its int8 choice); and how does that compare with plain bicubic resizing of the same frame
-(``tf.image.resize(..., "bicubic")``, float32, same thread count)?
+Question: how long does one frame take on this CPU when SESR-M5 upscales 1080p -> 4K (x2) and 540p
+-> 4K (x4) in the LiteRT interpreter (``ai_edge_litert``, XNNPACK), float32 vs full int8, with 1 and
+2 threads, with PReLU (the paper's float model) and with ReLU (its int8 choice); and how does that
+compare with plain bicubic resizing of the same frame (``tf.image.resize(..., "bicubic")``, float32,
+same thread count)?
 
 Setup: SESR-M5 with seed-0 weights (latency does not depend on the weights), collapsed; the int8
-file is made by ``tfsr.quantization`` (ranges calibrated on 2 batches of embedded-photo patches,
-no QAT) at the fixed frame size, as ``export.py`` does. Each conversion runs in its own process
+file is made by ``tfsr.quantization`` (ranges calibrated on 2 batches of embedded-photo patches, no
+QAT) at the fixed frame size, as ``export.py`` does. Each conversion runs in its own process
 (``benchmarks.common.run_isolated``; its rows give the conversion time and the process's peak
-memory); at each scale and thread count, bicubic and the four model files are timed in one
-process, in turn (``benchmarks.common.time_interleaved``): the median over ``REPEATS`` frames
-after one warm-up. ``vs_bicubic`` = bicubic time / model time at the same scale and thread count (> 1: the
-model is faster).
+memory); at each scale and thread count, bicubic and the four model files are timed in one process,
+in turn (``benchmarks.common.time_interleaved``): the median over ``REPEATS`` frames after one
+warm-up. ``speedup_vs_bicubic`` = bicubic time / model time at the same scale and thread count (> 1:
+the model is faster; as ``speedup_vs_expanded`` in ``sesr_collapse``, while ``time_vs_*`` ratios
+such as dysample's are the other way up).
 
 Run: ``python -m benchmarks.tflite_latency`` (a few minutes on 2 cores).
 """
@@ -157,7 +159,7 @@ def main() -> None:
                             ),
                             "threads": threads,
                             **result,
-                            "vs_bicubic": base / ms if base and ms else None,
+                            "speedup_vs_bicubic": base / ms if base and ms else None,
                         }
                     )
     print("Conversion (one process each; peak_rss_mb: whole process)")
@@ -174,7 +176,7 @@ def main() -> None:
             "threads",
             "median_ms",
             "min_ms",
-            "vs_bicubic",
+            "speedup_vs_bicubic",
             "error",
         ],
     )

@@ -1,5 +1,6 @@
-import os
 """Tests for tfsr.quantization.qat: annotation, range calibration, QAT, saving and resuming."""
+
+import os
 
 import numpy as np
 import pytest
