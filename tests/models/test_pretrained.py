@@ -15,6 +15,7 @@ META_SET5 = {2.5: 34.877, 3: 33.109}
 SET5_PSNR = {
     "sesr_m5_x2": 37.184,
     "sesr_xl_x2": 37.305,
+    "sesr_xl_x4": 31.189,
     "sesr_m5_x4": 30.786,
     "sesr_m5_relu_x2": 37.178,
     "sesr_dysample_x2": 37.120,
@@ -25,6 +26,7 @@ SET5_PSNR = {
 SET14_PSNR = {
     "sesr_m5_x2": 32.702,
     "sesr_xl_x2": 32.788,
+    "sesr_xl_x4": 27.900,
     "sesr_m5_x4": 27.696,
     "sesr_m5_relu_x2": 32.720,
     "sesr_dysample_x2": 32.648,
