@@ -168,6 +168,27 @@ def test_bad_inputs_are_invalid_argument_errors(lib, kwargs, message):
         _call(lib, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"luts": [np.zeros((100, 1), np.int8)]}, "must be 83521 but is 100"),
+        ({"luts": [np.zeros((17**4, 4), np.int8)]}, "must be 1 but is 4"),
+        ({"luts": [np.zeros((9**4, 16), np.int8)], "scale": 4}, "must be 83521 but is 6561"),
+        ({"thresholds": np.zeros((3,), np.float32)}, "must be 255 but is 3"),
+        ({"windows": [5]}, r"windows must hold one side per RC table \(0\), got 1"),
+        ({"windows": [3], "rcs": [np.zeros((8, 256), np.float32)]}, "must be 9 but is 8"),
+        ({"windows": [3], "rcs": [np.zeros((9, 255), np.float32)]}, "must be 256 but is 255"),
+    ],
+)
+def test_shape_function_refuses_what_the_kernel_would(lib, kwargs, message):
+    """In a graph the mistakes surface when the op is added, not when it first runs."""
+    with pytest.raises(ValueError, match=message):
+        tf.function(lambda: _call(lib, **kwargs)).get_concrete_function()
+    # The same call with the interval these tables were sampled at traces.
+    if kwargs.get("luts", [None])[0] is not None and len(kwargs["luts"][0]) == 9**4:
+        tf.function(lambda: _call(lib, interval=32, **kwargs)).get_concrete_function()
+
+
 def test_wrong_dtypes_are_errors(lib):
     with pytest.raises((tf.errors.InvalidArgumentError, TypeError)):
         _call(lib, image=tf.zeros((1, 4, 4, 1), tf.float32))

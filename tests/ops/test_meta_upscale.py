@@ -461,6 +461,33 @@ def test_op_errors_shape_arguments(lib):
         run(tf.constant([2.0, 2.0], tf.float64), tf.constant([-1]))
 
 
+def test_shape_functions_refuse_what_the_kernels_would(lib):
+    """In a graph the mistakes surface when the op is added, not when it first runs."""
+    scales = tf.constant([2.0, 2.0], tf.float64)
+    x = tf.TensorSpec([None, 4, 4, 2])
+
+    def trace(fn, *specs):
+        return tf.function(fn).get_concrete_function(*specs)
+
+    def forward(x, w):
+        return lib.tfsr_meta_upscale(x, w, scales, [-1, -1])
+
+    def backward(g, x, w):
+        return lib.tfsr_meta_upscale_grad(g, x, w, scales)
+
+    with pytest.raises(ValueError, match=r"odd size k, got 4 x 4"):
+        trace(forward, x, tf.TensorSpec([2, 2, 4, 4, 2, 3]))
+    with pytest.raises(ValueError, match=r"Dimensions must be equal, but are 3 and 5"):
+        trace(forward, x, tf.TensorSpec([2, 2, 3, 5, 2, 3]))
+    w = tf.TensorSpec([2, 2, 3, 3, 2, 3])
+    trace(backward, tf.TensorSpec([None, 8, 8, 3]), x, w)  # fits
+    for grad, wrong in (([None, 8, 8, 4], "4 and 3"), ([3, 8, 8, 3], "3 and 1")):
+        with pytest.raises(ValueError, match=f"Dimensions must be equal, but are {wrong}"):
+            trace(backward, tf.TensorSpec(grad), tf.TensorSpec([1, 4, 4, 2]), w)
+    with pytest.raises(ValueError, match=r"Dimensions must be equal, but are 2 and 3"):
+        trace(backward, tf.TensorSpec([1, 8, 8, 3]), x, tf.TensorSpec([2, 2, 3, 3, 3, 3]))
+
+
 def test_bad_constant_scale_in_a_graph_leaves_the_shape_unknown_and_fails_at_run(lib):
     x, w = tf.zeros([1, 4, 4, 2]), tf.zeros([2, 2, 3, 3, 2, 3])
 

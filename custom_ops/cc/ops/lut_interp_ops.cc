@@ -4,6 +4,9 @@
 // RC-LUT inference): Tfsr>LutInterp4D (one interpolation per point) and Tfsr>LutStage (a whole
 // stage on an 8-bit image). Kernels live in custom_ops/cc/kernels/lut_interp_*.
 
+#include <cstdint>
+#include <vector>
+
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
@@ -16,10 +19,35 @@ using shape_inference::ShapeHandle;
 
 namespace {
 
+// Rows of a 4-D table sampled every `interval` levels: L^4, L = 256 / interval + 1 (an interval
+// that does not divide 256 is the kernel's error to report).
+absl::Status TableRows(InferenceContext* c, int64_t* rows) {
+  int interval;
+  TF_RETURN_IF_ERROR(c->GetAttr("interval", &interval));
+  *rows = -1;
+  if (interval > 0 && interval <= 128 && 256 % interval == 0) {
+    const int64_t side = 256 / interval + 1;
+    *rows = side * side * side * side;
+  }
+  return absl::OkStatus();
+}
+
+// `table` is (rows, columns): rows from the interval, columns given (-1: any).
+absl::Status CheckTable(InferenceContext* c, ShapeHandle table, int64_t columns,
+                        ShapeHandle* out) {
+  TF_RETURN_IF_ERROR(c->WithRank(table, 2, out));
+  int64_t rows;
+  TF_RETURN_IF_ERROR(TableRows(c, &rows));
+  DimensionHandle unused;
+  if (rows > 0) TF_RETURN_IF_ERROR(c->WithValue(c->Dim(*out, 0), rows, &unused));
+  if (columns > 0) TF_RETURN_IF_ERROR(c->WithValue(c->Dim(*out, 1), columns, &unused));
+  return absl::OkStatus();
+}
+
 absl::Status LutInterp4DShape(InferenceContext* c) {
   ShapeHandle index, lut, batch;
   TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &index));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &lut));
+  TF_RETURN_IF_ERROR(CheckTable(c, c->input(1), -1, &lut));
   DimensionHandle unused;
   TF_RETURN_IF_ERROR(c->WithValue(c->Dim(index, -1), 4, &unused));
   TF_RETURN_IF_ERROR(c->Subshape(index, 0, -1, &batch));
@@ -34,8 +62,35 @@ absl::Status LutStageShape(InferenceContext* c) {
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &image));
   DimensionHandle unused;
   TF_RETURN_IF_ERROR(c->WithValue(c->Dim(image, 3), 1, &unused));
-  int scale;
+  int scale, num_patterns, num_rc;
   TF_RETURN_IF_ERROR(c->GetAttr("scale", &scale));
+  TF_RETURN_IF_ERROR(c->GetAttr("num_patterns", &num_patterns));
+  TF_RETURN_IF_ERROR(c->GetAttr("num_rc", &num_rc));
+  std::vector<int> windows;
+  TF_RETURN_IF_ERROR(c->GetAttr("windows", &windows));
+  if (num_rc != 0 && num_rc != num_patterns) {
+    return errors::InvalidArgument("num_rc must be 0 or num_patterns (", num_patterns, "), got ",
+                                   num_rc);
+  }
+  if (static_cast<int>(windows.size()) != num_rc) {
+    return errors::InvalidArgument("windows must hold one side per RC table (", num_rc,
+                                   "), got ", windows.size());
+  }
+  ShapeHandle table;
+  for (int p = 0; p < num_patterns; ++p) {  // luts: (L^4, scale^2) each
+    TF_RETURN_IF_ERROR(CheckTable(c, c->input(1 + p), int64_t{scale} * scale, &table));
+  }
+  for (int p = 0; p < num_rc; ++p) {  // rc_tables: (window^2, 256) each
+    TF_RETURN_IF_ERROR(c->WithRank(c->input(1 + num_patterns + p), 2, &table));
+    if (windows[p] > 0) {
+      TF_RETURN_IF_ERROR(
+          c->WithValue(c->Dim(table, 0), int64_t{windows[p]} * windows[p], &unused));
+    }
+    TF_RETURN_IF_ERROR(c->WithValue(c->Dim(table, 1), 256, &unused));
+  }
+  ShapeHandle thresholds;  // (255,)
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1 + num_patterns + num_rc), 1, &thresholds));
+  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(thresholds, 0), 255, &unused));
   DimensionHandle height, width;
   TF_RETURN_IF_ERROR(c->Multiply(c->Dim(image, 1), scale, &height));
   TF_RETURN_IF_ERROR(c->Multiply(c->Dim(image, 2), scale, &width));

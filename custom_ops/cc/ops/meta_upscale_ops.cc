@@ -41,6 +41,17 @@ DimensionHandle OutputDim(InferenceContext* c, const Tensor* scales, const Tenso
   return c->UnknownDim();
 }
 
+// The weights' kernel (dims 2 and 3) must be square, and of odd size where known.
+absl::Status CheckKernel(InferenceContext* c, ShapeHandle w) {
+  DimensionHandle k;
+  TF_RETURN_IF_ERROR(c->Merge(c->Dim(w, 2), c->Dim(w, 3), &k));
+  if (c->ValueKnown(k) && c->Value(k) % 2 == 0) {
+    return errors::InvalidArgument("weights must hold square kernels of odd size k, got ",
+                                   c->Value(k), " x ", c->Value(k));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status MetaUpscaleShape(InferenceContext* c) {
   ShapeHandle x, w, scales, sizes;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &x));
@@ -51,6 +62,7 @@ absl::Status MetaUpscaleShape(InferenceContext* c) {
   TF_RETURN_IF_ERROR(c->WithValue(c->Dim(scales, 0), 2, &unused));
   TF_RETURN_IF_ERROR(c->WithValue(c->Dim(sizes, 0), 2, &unused));
   TF_RETURN_IF_ERROR(c->Merge(c->Dim(x, 3), c->Dim(w, 4), &unused));
+  TF_RETURN_IF_ERROR(CheckKernel(c, w));
   const Tensor* scale_t = c->input_tensor(2);
   const Tensor* size_t_ = c->input_tensor(3);
   c->set_output(0, c->MakeShape({c->Dim(x, 0), OutputDim(c, scale_t, size_t_, 0, c->Dim(x, 1)),
@@ -59,11 +71,17 @@ absl::Status MetaUpscaleShape(InferenceContext* c) {
 }
 
 absl::Status MetaUpscaleGradShape(InferenceContext* c) {
-  ShapeHandle unused;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &unused));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 4, &unused));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 6, &unused));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 1, &unused));
+  ShapeHandle grad, x, w, scales;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &grad));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 4, &x));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 6, &w));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 1, &scales));
+  DimensionHandle unused;
+  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(scales, 0), 2, &unused));
+  TF_RETURN_IF_ERROR(c->Merge(c->Dim(grad, 0), c->Dim(x, 0), &unused));  // N
+  TF_RETURN_IF_ERROR(c->Merge(c->Dim(x, 3), c->Dim(w, 4), &unused));     // C_in
+  TF_RETURN_IF_ERROR(c->Merge(c->Dim(grad, 3), c->Dim(w, 5), &unused));  // C_out
+  TF_RETURN_IF_ERROR(CheckKernel(c, w));
   c->set_output(0, c->input(1));
   c->set_output(1, c->input(2));
   return absl::OkStatus();
