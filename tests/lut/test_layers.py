@@ -8,7 +8,7 @@ import tf_keras as keras
 from tfsr.lut import LutNet, LutUnit, RcModule, lut_net
 from tfsr.lut.networks import functional_lut_net, normalize_stages
 from tfsr.lut.patterns import gather_pattern, quantize_levels, run_stages
-from tfsr.lut.rc_module import rc_combine
+from tfsr.lut.rc_module import rc_combine, rc_mean, window_taps
 from tfsr.models.registry import get_model_spec
 from tfsr.testing import run_layer_test
 
@@ -107,6 +107,42 @@ def test_rc_module_table_matches_the_layer():
     np.testing.assert_array_equal(out[0, :, :, 0], expected)
     # ... which is round((tanh(mean) + 1) * 127.5), up to a .5 tie flipped by float rounding.
     np.testing.assert_allclose(expected, np.round((np.tanh(mapped.mean(-1)) + 1) * 127.5), atol=1)
+
+
+def test_rc_module_reads_its_tables_with_the_mlp_gradients():
+    """The layer looks its mappings up in tables: values and gradients (to the weights and to
+    the levels, which carry the previous stage's straight-through gradient) are the per-pixel
+    MLP's."""
+    rng = np.random.default_rng(3)
+    rc = RcModule(window=5, filters=6)
+    levels = tf.constant(_levels(rng, (2, 7, 9, 1)))
+    upstream = tf.constant(rng.normal(size=(2, 7, 9, 1)).astype(np.float32))
+
+    def run(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(levels)
+            out = fn(levels)
+            loss = tf.reduce_sum(out * upstream)
+        return out.numpy(), tape.gradient(loss, [levels, *rc.trainable_variables])
+
+    out, grads = run(rc)
+    mlp_out, mlp_grads = run(lambda x: rc_combine(rc.mapping(window_taps(x, 5))))
+    np.testing.assert_array_equal(out, mlp_out)
+    assert np.abs(grads[0].numpy()).max() > 0
+    for got, want in zip(grads, mlp_grads, strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_rc_mean_gradient_is_the_mean_gradient():
+    mapped = tf.constant(np.random.default_rng(4).normal(size=(2, 3, 4, 9)).astype(np.float32))
+    upstream = tf.constant(np.random.default_rng(5).normal(size=(2, 3, 4, 1)).astype(np.float32))
+    grads = []
+    for mean in (rc_mean, lambda m: tf.reduce_mean(m, -1, keepdims=True)):
+        with tf.GradientTape() as tape:
+            tape.watch(mapped)
+            loss = tf.reduce_sum(mean(mapped) * upstream)
+        grads.append(tape.gradient(loss, mapped).numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
 
 
 def test_rc_module_units_start_alive():

@@ -41,13 +41,22 @@ def rc_thresholds() -> np.ndarray:
     return out
 
 
+@tf.custom_gradient
 def rc_mean(mapped: tf.Tensor) -> tf.Tensor:
-    """(N, H, W, K) -> (N, H, W, 1): the mean, summed in window order (reproducible in C++)."""
+    """(N, H, W, K) -> (N, H, W, 1): the mean, summed in window order (reproducible in C++).
+
+    Its gradient is the mean's, ``dy / K`` at every position, given directly: differentiating the
+    K slices would pad each one back to full width (K^2 work, most of an RC-LUT training step).
+    """
     k = mapped.shape[-1]
     total = mapped[..., :1]
     for i in range(1, k):
         total = total + mapped[..., i : i + 1]
-    return total / float(k)
+
+    def grad(dy):
+        return tf.broadcast_to(dy / float(k), tf.shape(mapped))
+
+    return total / float(k), grad
 
 
 def rc_quantize(mean: tf.Tensor) -> tf.Tensor:
@@ -139,8 +148,29 @@ class RcModule(keras.layers.Layer):
         levels = tf.tile(tf.range(256, dtype=tf.float32)[:, None], [1, k])  # (256, K)
         return tf.transpose(self.mapping(levels))
 
+    def slope_table(self) -> tf.Tensor:
+        """(K, 256) float32: ``dm_k/dv`` at every level (ReLU's derivative 0 at its kink, as
+        TensorFlow's gradient takes it)."""
+        if not self.built:
+            self.build((None, None, None, 1))
+        v = tf.range(256, dtype=tf.float32)[:, None, None] / LEVELS  # (256, 1, 1)
+        active = tf.cast(v * self.w1 + self.b1 > 0.0, tf.float32)  # (256, K, filters)
+        slope = tf.reduce_sum(active * (self.w1 * self.w2), axis=-1) / LEVELS  # (256, K)
+        return tf.transpose(slope)
+
     def call(self, levels):
-        return rc_combine(self.mapping(window_taps(levels, self.window)))
+        # The taps are integer levels, so every m_k is read from its 256-entry table, computed
+        # once per call: the same values and gradients as running the MLP at every pixel (whose
+        # (N, H, W, K, filters) hidden layer made RC modules ~85% of a training step).
+        k = self.window**2
+        taps = window_taps(levels, self.window)  # (N, H, W, K)
+        index = tf.cast(taps, tf.int32) + tf.range(k, dtype=tf.int32) * 256  # flat (K, 256) row
+        mapped = tf.gather(tf.reshape(self.mapping_table(), [-1]), index)
+        # Gradient to the levels (they carry the previous stage's straight-through gradient):
+        # the slope at each tap; zero in the forward pass.
+        slope = tf.gather(tf.reshape(tf.stop_gradient(self.slope_table()), [-1]), index)
+        mapped += (taps - tf.stop_gradient(taps)) * slope
+        return rc_combine(mapped)
 
     def get_config(self):
         config = super().get_config()
