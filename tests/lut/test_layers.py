@@ -130,7 +130,7 @@ def test_rc_module_reads_its_tables_with_the_mlp_gradients():
     np.testing.assert_array_equal(out, mlp_out)
     assert np.abs(grads[0].numpy()).max() > 0
     for got, want in zip(grads, mlp_grads, strict=True):
-        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)  # sum order
 
 
 def test_rc_mean_gradient_is_the_mean_gradient():
@@ -244,3 +244,16 @@ def test_lut_net_computes_in_float32_under_mixed_precision():
         keras.mixed_precision.set_global_policy("float32")
     assert {v.dtype for v in net.variables} == {tf.float32}
     assert all(g is not None for g in grads)
+
+
+def test_rc_module_levels_out_of_range_do_not_fail():
+    """Levels outside [0, 255] are clipped; a NaN level (a diverged previous stage) gives NaN,
+    for the training loop's divergence check, not a gather error."""
+    rc = RcModule(window=3, filters=4)
+    inside = np.full((1, 4, 4, 1), 255.0, np.float32)
+    outside = inside.copy()
+    outside[0, 1, 1, 0] = 300.0
+    np.testing.assert_array_equal(rc(outside).numpy(), rc(inside).numpy())
+    outside[0, 1, 1, 0] = np.nan
+    out = rc(outside).numpy()
+    assert np.isnan(out).any() and not np.isnan(out[0, 3, 3, 0])

@@ -146,3 +146,18 @@ def test_bad_arguments():
 def test_compiled_shape_checks(lib):
     with pytest.raises(tf.errors.InvalidArgumentError, match="lut must have shape"):
         lib.tfsr_lut_interp4d(np.zeros((1, 4), np.int32), np.zeros((7, 1), np.int8))
+
+
+def test_shape_function_checks_the_table_rows(lib):
+    """In a graph a table of the wrong size fails where the op is added."""
+    index = tf.TensorSpec([None, 4], tf.int32)
+
+    def trace(rows, interval=16):
+        fn = tf.function(lambda i, t: lib.tfsr_lut_interp4d(i, t, interval=interval))
+        return fn.get_concrete_function(index, tf.TensorSpec([rows, 2], tf.int8))
+
+    with pytest.raises(ValueError, match="must be 83521 but is 100"):
+        trace(100)
+    trace(17**4)
+    trace(9**4, interval=32)
+    trace(None)  # unknown: left to the kernel

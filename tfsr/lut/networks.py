@@ -228,7 +228,7 @@ def _register() -> None:
         "rclut_wide_x4": (
             "rclut",
             {"filters": 64},
-            "rclut_x4 with 64-wide units as in the papers: same tables, about the same step time",
+            "rclut_x4 with 64-wide units as in the papers (the same tables)",
         ),
     }
     for name, (family, options, description) in models.items():

@@ -93,7 +93,8 @@ class RcModule(keras.layers.Layer):
         filters: hidden width of each 1-D MLP.
 
     Call arguments:
-        levels: (N, H, W, 1) integer levels in [0, 255] (float32).
+        levels: (N, H, W, 1) integer levels in [0, 255] (float32); other values are truncated
+            to an integer and clipped to that range.
 
     Input shape: (N, H, W, 1). Output shape: (N, H, W, 1), integer levels in [0, 255].
 
@@ -164,7 +165,11 @@ class RcModule(keras.layers.Layer):
         # (N, H, W, K, filters) hidden layer made RC modules ~85% of a training step).
         k = self.window**2
         taps = window_taps(levels, self.window)  # (N, H, W, K)
-        index = tf.cast(taps, tf.int32) + tf.range(k, dtype=tf.int32) * 256  # flat (K, 256) row
+        # Clipped: a level outside [0, 255] (or NaN, whose cast is INT_MIN) must not read another
+        # position's table or fail the gather; NaN still reaches the output through the slope
+        # term below.
+        index = tf.clip_by_value(tf.cast(taps, tf.int32), 0, 255)
+        index += tf.range(k, dtype=tf.int32) * 256  # row of the flat (K, 256) table
         mapped = tf.gather(tf.reshape(self.mapping_table(), [-1]), index)
         # Gradient to the levels (they carry the previous stage's straight-through gradient):
         # the slope at each tap; zero in the forward pass.

@@ -41,13 +41,16 @@ DimensionHandle OutputDim(InferenceContext* c, const Tensor* scales, const Tenso
   return c->UnknownDim();
 }
 
-// The weights' kernel (dims 2 and 3) must be square, and of odd size where known.
+// The weights' kernel (dims 2 and 3) must be square, and of odd size, where known.
 absl::Status CheckKernel(InferenceContext* c, ShapeHandle w) {
-  DimensionHandle k;
-  TF_RETURN_IF_ERROR(c->Merge(c->Dim(w, 2), c->Dim(w, 3), &k));
-  if (c->ValueKnown(k) && c->Value(k) % 2 == 0) {
-    return errors::InvalidArgument("weights must hold square kernels of odd size k, got ",
-                                   c->Value(k), " x ", c->Value(k));
+  const DimensionHandle kh = c->Dim(w, 2), kw = c->Dim(w, 3);
+  const bool square = !c->ValueKnown(kh) || !c->ValueKnown(kw) || c->Value(kh) == c->Value(kw);
+  const bool odd = (!c->ValueKnown(kh) || c->Value(kh) % 2 == 1) &&
+                   (!c->ValueKnown(kw) || c->Value(kw) % 2 == 1);
+  if (!square || !odd) {
+    return errors::InvalidArgument(
+        "weights must hold square kernels of odd size k (dims 2 and 3), got ",
+        c->DebugString(kh), " x ", c->DebugString(kw));
   }
   return absl::OkStatus();
 }
