@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 from tfsr.lut.patterns import PATTERNS, RC_WINDOWS, gather_pattern, run_stage
-from tfsr.lut.rc_module import rc_combine, rc_thresholds, window_taps
+from tfsr.lut.rc_module import rc_read, rc_thresholds
 from tfsr.ops import _loader
 from tfsr.ops.lut_interp import lut_interp_4d, lut_interp_4d_twin
 
@@ -38,10 +38,7 @@ def table_unit(
 
     def unit(levels):
         if rc is not None:
-            window = RC_WINDOWS[pattern]
-            taps = tf.cast(window_taps(levels, window), tf.int32)  # (N, H, W, K)
-            flat = taps + 256 * tf.range(window**2, dtype=tf.int32)
-            levels = rc_combine(tf.gather(tf.reshape(rc, [-1]), flat))
+            levels = rc_read(rc, levels, RC_WINDOWS[pattern])
         index = gather_pattern(levels, pattern)  # (N, H, W, 4)
         if differentiable:
             return lut_interp_4d_twin(index, lut, interval)

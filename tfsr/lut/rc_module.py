@@ -78,6 +78,27 @@ def rc_combine(mapped: tf.Tensor) -> tf.Tensor:
     return smooth + tf.stop_gradient(rc_quantize(mean) - smooth)
 
 
+def rc_read(
+    tables: tf.Tensor, levels: tf.Tensor, window: int, slopes: tf.Tensor | None = None
+) -> tf.Tensor:
+    """An RC module in table form: (N, H, W, 1) levels -> (N, H, W, 1) integer levels.
+
+    Reads every window position's level from its row of ``tables`` (K, 256), then
+    :func:`rc_combine`. Levels are truncated to integers and clipped to [0, 255]: a level outside
+    (or NaN, whose cast is INT_MIN) must not read another position's row or fail the gather.
+    With ``slopes`` (K, 256), the derivative of each row, the levels get the gradient
+    ``slope * upstream`` (zero in the forward pass, and NaN levels stay NaN); without, none.
+    """
+    k = window**2
+    taps = window_taps(levels, window)  # (N, H, W, K)
+    index = tf.clip_by_value(tf.cast(taps, tf.int32), 0, 255)
+    index += tf.range(k, dtype=tf.int32) * 256  # row of the flat (K, 256) table
+    mapped = tf.gather(tf.reshape(tables, [-1]), index)
+    if slopes is not None:
+        mapped += (taps - tf.stop_gradient(taps)) * tf.gather(tf.reshape(slopes, [-1]), index)
+    return rc_combine(mapped)
+
+
 @keras.saving.register_keras_serializable(package="tfsr")
 class RcModule(keras.layers.Layer):
     """RC module: every position of a ``window x window`` neighbourhood has its own 1-D mapping.
@@ -162,20 +183,10 @@ class RcModule(keras.layers.Layer):
     def call(self, levels):
         # The taps are integer levels, so every m_k is read from its 256-entry table, computed
         # once per call: the same values and gradients as running the MLP at every pixel (whose
-        # (N, H, W, K, filters) hidden layer made RC modules ~85% of a training step).
-        k = self.window**2
-        taps = window_taps(levels, self.window)  # (N, H, W, K)
-        # Clipped: a level outside [0, 255] (or NaN, whose cast is INT_MIN) must not read another
-        # position's table or fail the gather; NaN still reaches the output through the slope
-        # term below.
-        index = tf.clip_by_value(tf.cast(taps, tf.int32), 0, 255)
-        index += tf.range(k, dtype=tf.int32) * 256  # row of the flat (K, 256) table
-        mapped = tf.gather(tf.reshape(self.mapping_table(), [-1]), index)
-        # Gradient to the levels (they carry the previous stage's straight-through gradient):
-        # the slope at each tap; zero in the forward pass.
-        slope = tf.gather(tf.reshape(tf.stop_gradient(self.slope_table()), [-1]), index)
-        mapped += (taps - tf.stop_gradient(taps)) * slope
-        return rc_combine(mapped)
+        # (N, H, W, K, filters) hidden layer made RC modules ~85% of a training step). The
+        # slopes carry the gradient to the levels (the previous stage's straight-through one).
+        slopes = tf.stop_gradient(self.slope_table())
+        return rc_read(self.mapping_table(), levels, self.window, slopes)
 
     def get_config(self):
         config = super().get_config()

@@ -41,6 +41,12 @@ SESR_CONFIGS: dict[str, dict[str, int]] = {
 TRAIN_EXPANDED_FILTERS = 256
 
 
+def training_width(expanded_filters: int | None) -> int:
+    """The expanded width p to train with: ``expanded_filters``, or ``TRAIN_EXPANDED_FILTERS``
+    when that is None or 0 (the model's own)."""
+    return expanded_filters or TRAIN_EXPANDED_FILTERS
+
+
 def variant_config(variant, expanded_filters: int | None = None) -> tuple[str, dict]:
     """``(key, config)`` of an SESR variant: the lower-case name and a copy of its
     ``SESR_CONFIGS`` entry whose ``expanded_filters`` is the width to train with,
@@ -56,7 +62,7 @@ def variant_config(variant, expanded_filters: int | None = None) -> tuple[str, d
         )
     return key, {
         **SESR_CONFIGS[key],
-        "expanded_filters": expanded_filters or TRAIN_EXPANDED_FILTERS,
+        "expanded_filters": training_width(expanded_filters),
     }
 
 

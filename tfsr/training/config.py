@@ -181,10 +181,10 @@ def _built(config: TrainConfig, name: str):
     model's own width) is ``TRAIN_EXPANDED_FILTERS``, so a run saved with 0 resumes with the
     explicit width and back."""
     value = getattr(config, name)
-    if name == "expanded_filters" and not value:
-        from tfsr.models.sesr import TRAIN_EXPANDED_FILTERS
+    if name == "expanded_filters":
+        from tfsr.models.sesr import training_width
 
-        return TRAIN_EXPANDED_FILTERS
+        return training_width(value)
     return value
 
 
