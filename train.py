@@ -32,6 +32,12 @@ _SCALE = flags.DEFINE_integer(
 _TRAIN_DATA = flags.DEFINE_string(
     "train_data", _DEFAULTS.train_data, "'embedded', 'div2k' or an image folder."
 )
+_SCALE_AUGMENT = flags.DEFINE_list(
+    "scale_augment",
+    [],
+    "Factors in (0, 1), e.g. 0.9,0.8,0.7,0.6: every training image also enters the set shrunk "
+    "by each (MATLAB bicubic), the classic augmentation of the small 291 set.",
+)
 _VAL_DATA = flags.DEFINE_string(
     "val_data",
     _DEFAULTS.val_data,
@@ -89,6 +95,15 @@ _VAL_EVERY = flags.DEFINE_integer(
 )
 
 
+def _scale_augment() -> tuple[float, ...]:
+    try:
+        return tuple(float(f) for f in _SCALE_AUGMENT.value)
+    except ValueError:
+        raise ValueError(
+            f"--scale_augment takes numbers in (0, 1), got {','.join(_SCALE_AUGMENT.value)}"
+        ) from None
+
+
 def config_from_flags() -> TrainConfig:
     from tfsr.models.registry import get_model_spec
     from tfsr.training.data import steps_for_epochs
@@ -104,6 +119,7 @@ def config_from_flags() -> TrainConfig:
         model=_MODEL.value,
         scale=_SCALE.value,
         train_data=_TRAIN_DATA.value,
+        scale_augment=_scale_augment(),
         val_data=_VAL_DATA.value,
         steps=_STEPS.value,
         batch_size=_BATCH_SIZE.value,

@@ -55,11 +55,13 @@ def _locate(hr, images, p_v, p_h):
     raise AssertionError("HR patch not found on the LR-aligned grid of any image")
 
 
-def _check_alignment(lr_batch, hr_batch, scale, lr_patch, counts=None):
-    """Every LR patch equals the crop of the LR made from the whole modcropped image."""
+def _check_alignment(lr_batch, hr_batch, scale, lr_patch, counts=None, images=None):
+    """Every LR patch equals the crop of the LR made from the whole modcropped image (one of
+    ``images``, default the training folder's)."""
     s_v, s_h = scale if isinstance(scale, tuple) else (scale, scale)
     (p_v, q_v), (p_h, q_h) = _ratio(s_v), _ratio(s_h)
-    hrs = [imresize_module.modcrop(im, scale) for im in IMAGES.values()]
+    images = list(IMAGES.values()) if images is None else images
+    hrs = [imresize_module.modcrop(im, scale) for im in images]
     lrs = [imresize_module.imresize(hr, scale=(1 / s_v, 1 / s_h)) for hr in hrs]
     for lr, hr in zip(_as_uint8(lr_batch), _as_uint8(hr_batch), strict=True):
         k, top, left = _locate(hr, hrs, p_v, p_h)
@@ -243,6 +245,72 @@ def test_small_images_are_skipped_with_one_warning(tmp_path):
     with pytest.raises(ValueError, match="at least 32x32 pixels.*smaller patch size"):
         with pytest.warns(UserWarning):
             sr_patches(image_folder(tmp_path), 2, lr_patch_size=16, batch_size=2)
+
+
+def test_scale_augment_adds_shrunk_copies_as_images(folder):
+    factors = (0.8, 0.6)
+    ds = sr_patches(
+        image_folder(folder),
+        2,
+        lr_patch_size=8,
+        batch_size=6,
+        channels="rgb",
+        augment=False,
+        seed=3,
+        patches_per_image=4,
+        repeat=False,
+        scale_augment=factors,
+    )
+    # Each image, then its copies in the order of the factors (MATLAB bicubic, uint8).
+    images = [
+        copy
+        for image in IMAGES.values()
+        for copy in [image] + [imresize_module.imresize(image, f) for f in factors]
+    ]
+    counts = [0] * len(images)
+    batches = 0
+    for lr, hr in ds:
+        _check_alignment(lr, hr, 2, 8, counts, images=images)
+        batches += 1
+    assert batches == 9 * 4 // 6  # an epoch visits the 3 images and their 6 copies
+    assert counts == [4] * 9
+
+
+def test_scale_augment_leaves_out_copies_smaller_than_the_patch(tmp_path):
+    write_image(tmp_path / "big.png", _noise(40, 40, 0))
+    with pytest.warns(UserWarning, match=r"skipping 1 image.*big.png shrunk by 0.3 \(12x12\)"):
+        ds = sr_patches(
+            image_folder(tmp_path),
+            2,
+            lr_patch_size=8,
+            batch_size=2,
+            patches_per_image=1,
+            repeat=False,
+            scale_augment=[0.5, 0.3],
+        )
+    assert len(list(ds)) == 1  # the image and its 20x20 copy, one patch each
+
+
+@pytest.mark.parametrize(
+    "factors, message",
+    [
+        ((1.0,), r"numbers in \(0, 1\), got 1.0"),
+        ((0.5, 0), r"got 0"),
+        ((-0.5,), r"got -0.5"),
+        ((True,), r"got True"),
+        (("0.5",), r"got '0.5'"),
+        ("0.5", "a list of factors"),
+        ((0.5, 0.5), r"distinct, got \[0.5, 0.5\]"),
+    ],
+)
+def test_scale_augment_errors(folder, factors, message):
+    with pytest.raises(ValueError, match=message):
+        sr_patches(image_folder(folder), 2, lr_patch_size=8, scale_augment=factors)
+
+
+def test_scale_augment_needs_the_cache(folder):
+    with pytest.raises(ValueError, match="scale_augment.*needs cache=True"):
+        sr_patches(image_folder(folder), 2, lr_patch_size=8, cache=False, scale_augment=[0.5])
 
 
 def test_empty_source_and_folder(tmp_path):

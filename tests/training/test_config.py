@@ -12,9 +12,12 @@ from tfsr.training.schedules import WarmupSchedule
 
 
 def test_config_round_trip(tmp_path):
-    config = TrainConfig(model="sesr_m3", scale=4, steps=10, out_dir=str(tmp_path))
+    config = TrainConfig(
+        model="sesr_m3", scale=4, steps=10, scale_augment=[0.9, 0.7], out_dir=str(tmp_path)
+    )
+    assert config.scale_augment == (0.9, 0.7)
     config.save(str(tmp_path))
-    assert load_saved_config(str(tmp_path)) == config
+    assert load_saved_config(str(tmp_path)) == config  # JSON's list read back as the tuple
     assert load_saved_config(str(tmp_path / "nothing")) is None
 
 
@@ -27,6 +30,8 @@ def test_config_round_trip(tmp_path):
         ("patch_size", 2, "patch_size must be at least 4, got 2"),
         ("lr_schedule", "linear", "lr_schedule must be constant, cosine or step"),
         ("expanded_filters", -1, r"expanded_filters must be >= 0 \(0: the model's own\), got -1"),
+        ("scale_augment", (0.5, 1.0), r"scale_augment must be .* \(0, 1\), got \[0.5, 1.0\]"),
+        ("scale_augment", (0.5, 0.5), r"scale_augment must be distinct"),
     ],
 )
 def test_config_rejects_bad_values(field, value, match):
@@ -69,6 +74,8 @@ def test_resume_with_more_steps_is_allowed_and_reported():
     assert notes == ["steps changed from 100 to 200"]
     notes = check_resumable(TrainConfig(warmup_steps=100), TrainConfig(warmup_steps=0))
     assert notes == ["warmup_steps changed from 100 to 0"]
+    notes = check_resumable(TrainConfig(), TrainConfig(scale_augment=(0.8,)))
+    assert notes == ["scale_augment changed from () to (0.8,)"]
 
 
 def test_schedules():

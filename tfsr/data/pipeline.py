@@ -37,6 +37,7 @@ Example::
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import importlib
 import math
@@ -241,18 +242,50 @@ class _Images:
         return crop
 
 
-def _load_images(source: ImageSource, geometries: Sequence[_Geometry], cache: bool) -> _Images:
+def _check_scale_augment(factors) -> tuple[float, ...]:
+    """``factors`` as a tuple of distinct numbers, each in (0, 1)."""
+    if isinstance(factors, (str, bytes)) or not isinstance(factors, Sequence):
+        raise ValueError(f"scale_augment must be a list of factors in (0, 1), got {factors!r}")
+    for factor in factors:
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < 1:
+            raise ValueError(f"scale_augment factors must be numbers in (0, 1), got {factor!r}")
+    if len(set(factors)) != len(factors):
+        raise ValueError(f"scale_augment factors must be distinct, got {list(factors)}")
+    return tuple(float(f) for f in factors)
+
+
+def _shrunk_size(size: tuple[int, int], factor: float) -> tuple[int, int]:
+    """Size of ``imresize(image, factor)`` for an image of ``size`` (MATLAB: ceil per axis)."""
+    return tuple(math.ceil(factor * n) for n in size) if factor != 1 else size
+
+
+def _load_images(
+    source: ImageSource,
+    geometries: Sequence[_Geometry],
+    cache: bool,
+    scale_augment: tuple[float, ...] = (),
+) -> _Images:
     """Reads the headers, leaves out images smaller than the patch (one warning), decodes the
-    rest (verifying them) and, with ``cache``, packs their pixels into one variable."""
+    rest (verifying them) and, with ``cache``, packs their pixels into one variable.
+
+    With ``scale_augment``, each image is followed by its copies shrunk by each factor (MATLAB bicubic,
+    uint8), which are further images of their own; a copy smaller than the patch is left out.
+    """
     if len(source) == 0:
         raise ValueError(f"image source {source.name!r} holds no image")
+    if scale_augment and not cache:
+        raise ValueError("scale_augment (shrunk copies of the images) needs cache=True")
     sizes = source.sizes()
-    usable, small = [], []
-    for index, (h, w) in sizes.items():
-        if all(g.v.positions(h) > 0 and g.h.positions(w) > 0 for g in geometries):
-            usable.append(index)
-        else:
-            small.append(f"{source.paths[index]} ({h}x{w})")
+    factors = (1.0,) + scale_augment
+    usable, small = [], []  # usable: (image index, factor)
+    for index, size in sizes.items():
+        for factor in factors:
+            h, w = _shrunk_size(size, factor)
+            if all(g.v.positions(h) > 0 and g.h.positions(w) > 0 for g in geometries):
+                usable.append((index, factor))
+            else:
+                shrunk = f" shrunk by {factor:g}" if factor != 1 else ""
+                small.append(f"{source.paths[index]}{shrunk} ({h}x{w})")
     patch = (max(g.v.hr_patch for g in geometries), max(g.h.hr_patch for g in geometries))
     if small:
         warnings.warn(
@@ -266,29 +299,36 @@ def _load_images(source: ImageSource, geometries: Sequence[_Geometry], cache: bo
             "(the HR patch, at every scale): use a smaller patch size"
         )
     offsets, total = {}, 0
-    for index in usable:
-        offsets[index] = total
-        total += sizes[index][0] * sizes[index][1] * 3
+    for index, factor in usable:
+        offsets[index, factor] = total
+        h, w = _shrunk_size(sizes[index], factor)
+        total += h * w * 3
     pixels = tf.Variable(tf.zeros([total], tf.uint8), trainable=False) if cache else None
-    decoded = []
-    for index, image in source.decode(usable):
+    wanted = collections.defaultdict(list)  # image index: its usable factors
+    for index, factor in usable:
+        wanted[index].append(factor)
+    decoded = set()
+    for index, image in source.decode(list(wanted)):
         if image.shape[:2] != sizes[index]:
             raise ValueError(
                 f"{source.paths[index]}: decoded size {image.shape[:2]} differs from the size "
                 f"in its header {sizes[index]}"
             )
-        if cache:  # scatter_update writes in place; a sliced assign would copy the variable
-            start = offsets[index]
-            positions = tf.range(start, start + image.size, dtype=tf.int64)
-            pixels.scatter_update(tf.IndexedSlices(tf.constant(image.reshape(-1)), positions))
-        decoded.append(index)
-    if not decoded:
+        for factor in wanted[index] if cache else ():
+            # scatter_update writes in place; a sliced assign would copy the variable.
+            copy = image if factor == 1 else _imresize.imresize(image, factor)
+            start = offsets[index, factor]
+            positions = tf.range(start, start + copy.size, dtype=tf.int64)
+            pixels.scatter_update(tf.IndexedSlices(tf.constant(copy.reshape(-1)), positions))
+        decoded.add(index)
+    kept = [(index, factor) for index, factor in usable if index in decoded]
+    if not kept:
         raise ValueError(f"image source {source.name!r} holds no readable image")
     return _Images(
-        paths=[source.paths[i] for i in decoded],
-        heights=[sizes[i][0] for i in decoded],
-        widths=[sizes[i][1] for i in decoded],
-        offsets=[offsets[i] for i in decoded],
+        paths=[source.paths[i] for i, _ in kept],
+        heights=[_shrunk_size(sizes[i], f)[0] for i, f in kept],
+        widths=[_shrunk_size(sizes[i], f)[1] for i, f in kept],
+        offsets=[offsets[key] for key in kept],
         pixels=pixels,
     )
 
@@ -308,6 +348,7 @@ def _build(
     cache,
     start_step,
     with_scale,
+    scale_augment,
 ):
     if isinstance(source, str):
         source = source_from_spec(source)
@@ -329,7 +370,7 @@ def _build(
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**62))
 
-    images = _load_images(source, geometries, cache)
+    images = _load_images(source, geometries, cache, _check_scale_augment(scale_augment))
     n = len(images.paths)
     per_epoch = n * patches_per_image
     first_sample = start_step * batch_size
@@ -461,6 +502,7 @@ def sr_patches(
     repeat: bool = True,
     cache: bool = True,
     start_step: int = 0,
+    scale_augment: Sequence[float] = (),
 ) -> tf.data.Dataset:
     """Random (LR, HR) training patches at one scale, LR made with MATLAB's bicubic.
 
@@ -493,6 +535,11 @@ def sr_patches(
             levels).
         start_step: first batch, to resume a run: ``sr_patches(..., seed=s, start_step=n)`` yields
             batches n, n + 1, ... of ``sr_patches(..., seed=s)``, at no cost.
+        scale_augment: factors in (0, 1), e.g. ``(0.9, 0.8, 0.7, 0.6)``: every image also
+            enters the set shrunk by each factor (MATLAB bicubic, uint8), as a further image
+            that the LR patches are then made from (the classic augmentation of the small 291
+            set; an epoch grows to match). The copies are made once, up front, and held in
+            the cache (the four factors above add 2.3 times the pixels); needs ``cache``.
 
     Returns:
         ``tf.data.Dataset`` of ``(lr, hr)``: float32 in [0, 1], shapes (B, P_v, P_h, C) and
@@ -521,6 +568,7 @@ def sr_patches(
         cache=cache,
         start_step=start_step,
         with_scale=False,
+        scale_augment=scale_augment,
     )
 
 
@@ -537,6 +585,7 @@ def multiscale_sr_patches(
     repeat: bool = True,
     cache: bool = True,
     start_step: int = 0,
+    scale_augment: Sequence[float] = (),
 ) -> tf.data.Dataset:
     """Training patches for arbitrary-scale models (Meta-SR): one random scale per batch.
 
@@ -549,8 +598,8 @@ def multiscale_sr_patches(
         scales: the scales to draw from, each a number >= 1 or a ``(scale_v, scale_h)`` pair,
             e.g. ``[1.1, 1.2, ..., 4.0]`` (Meta-SR) or ``[(2, 3.5), (3.5, 2)]``.
         lr_patch_size: LR patch side P, a multiple of every scale's q (50 for steps of 0.1).
-        batch_size, channels, augment, seed, patches_per_image, repeat, cache, start_step: as for
-            :func:`sr_patches`.
+        batch_size, channels, augment, seed, patches_per_image, repeat, cache, start_step,
+            scale_augment: as for :func:`sr_patches`.
 
     Returns:
         ``tf.data.Dataset`` of ``((lr, scale), hr)``: ``lr`` float32 (B, P, P, C); ``scale``
@@ -577,4 +626,5 @@ def multiscale_sr_patches(
         cache=cache,
         start_step=start_step,
         with_scale=True,
+        scale_augment=scale_augment,
     )

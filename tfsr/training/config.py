@@ -16,6 +16,7 @@ ARCHITECTURE_FIELDS = ("model", "scale", "activation", "expanded_filters", "mixe
 # (for example to train longer) but reported.
 RUN_FIELDS = (
     "train_data",
+    "scale_augment",
     "batch_size",
     "patch_size",
     "lr",
@@ -61,6 +62,8 @@ class TrainConfig:
         scale: upscaling factor.
         train_data: ``"embedded"`` (photos bundled with scikit-image), ``"div2k"`` (tfds, needs
             internet) or an image folder.
+        scale_augment: factors in (0, 1): every training image also enters the set shrunk by each
+            (MATLAB bicubic), e.g. ``(0.9, 0.8, 0.7, 0.6)``; empty for none.
         val_data: evaluation folder (``HR/`` + ``LR_bicubic/`` or HR images); empty means a few
             held-out images of ``train_data``.
         steps: optimisation steps in total (a resumed run continues up to this number).
@@ -93,6 +96,7 @@ class TrainConfig:
     model: str = "sesr_m5"
     scale: int = 2
     train_data: str = "embedded"
+    scale_augment: tuple = ()
     val_data: str = ""
     steps: int = 2000
     batch_size: int = 16
@@ -115,6 +119,7 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        self.scale_augment = tuple(self.scale_augment)  # a list when read back from JSON
         self.validate()
 
     def validate(self) -> None:
@@ -146,6 +151,11 @@ class TrainConfig:
             (self.val_every >= 0, "val_every must be >= 0"),
             (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
             (self.keep_checkpoints > 0, "keep_checkpoints must be positive"),
+            (
+                all(0 < f < 1 for f in self.scale_augment)
+                and len(set(self.scale_augment)) == len(self.scale_augment),
+                f"scale_augment must be distinct factors in (0, 1), got {list(self.scale_augment)}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -71,6 +71,7 @@ def training_dataset(config: TrainConfig, start_step: int = 0) -> tf.data.Datase
             seed=config.seed,
             patches_per_image=PATCHES_PER_IMAGE,
             start_step=start_step,
+            scale_augment=config.scale_augment,
         )
     return sr_patches(
         train,
@@ -81,13 +82,16 @@ def training_dataset(config: TrainConfig, start_step: int = 0) -> tf.data.Datase
         seed=config.seed,
         patches_per_image=PATCHES_PER_IMAGE,
         start_step=start_step,
+        scale_augment=config.scale_augment,
     )
 
 
 def steps_for_epochs(config: TrainConfig, epochs: int) -> int:
-    """Steps in ``epochs`` passes (each image visited ``PATCHES_PER_IMAGE`` times a pass)."""
+    """Steps in ``epochs`` passes (each image, and each of its ``scale_augment`` copies, visited
+    ``PATCHES_PER_IMAGE`` times a pass)."""
     train, _ = split_sources(config)
-    return max(1, math.ceil(epochs * len(train) * PATCHES_PER_IMAGE / config.batch_size))
+    images = len(train) * (1 + len(config.scale_augment))
+    return max(1, math.ceil(epochs * images * PATCHES_PER_IMAGE / config.batch_size))
 
 
 def _evaluate(make_upscaler, config: TrainConfig) -> dict:
