@@ -202,7 +202,7 @@ def shape_name(shape) -> str:
 def main() -> None:
     load_before = os.getloadavg()
     methods = [*BASELINES, *VARIANTS]
-    rows, tflite_rows = [], []
+    rows, tflite_rows, failures = [], [], []
     summary = {"reference": REFERENCE, "scale": SCALE}
     for shape in (PAPER_SHAPE, *SR_SHAPES):
         is_paper = shape == PAPER_SHAPE
@@ -217,6 +217,7 @@ def main() -> None:
         )
         if "error" in timing:
             print(f"{shape_name(shape)}: timing failed: {timing['error']}", flush=True)
+            failures.append({"case": f"timing {shape_name(shape)}", "error": timing["error"]})
             continue
         bilinear_ms = timing["forward|bilinear"]["median_ms"]
         for method in timed:
@@ -257,6 +258,7 @@ def main() -> None:
         )
         if "error" in result:
             print(f"TFLite {shape_name(shape)}: failed: {result['error']}", flush=True)
+            failures.append({"case": f"TFLite {shape_name(shape)}", "error": result["error"]})
             continue
         for method in methods:
             f32, i8 = result[f"{method}|float32"], result[f"{method}|int8"]
@@ -272,7 +274,9 @@ def main() -> None:
             )
             print(tflite_rows[-1], flush=True)
     load_after = os.getloadavg()
-    summary.update(load_avg_before=load_before, load_avg_after=load_after, tflite=tflite_rows)
+    summary.update(
+        load_avg_before=load_before, load_avg_after=load_after, tflite=tflite_rows, failed=failures
+    )
 
     print(f"\nx{SCALE} upsampling, batch 1, CPU (tf.function; DySample sampling under XLA)")
     print_table(
@@ -296,6 +300,8 @@ def main() -> None:
             f"{summary['time_vs_bilinear']:.2f} from medians, "
             f"{summary['time_vs_bilinear_from_min']:.2f} from minima (goal <= 2)"
         )
+    for failure in failures:
+        print(f"FAILED {failure['case']}: {failure['error']}")
     print(f"load average before {load_before}, after {load_after} (shared machine: noisy)")
     write_results("dysample", summary, rows)
 
