@@ -289,6 +289,9 @@ def test_scale_augment_leaves_out_copies_smaller_than_the_patch(tmp_path):
             scale_augment=[0.5, 0.3],
         )
     assert len(list(ds)) == 1  # the image and its 20x20 copy, one patch each
+    factors = [round(0.05 + 0.02 * k, 2) for k in range(12)]  # 2x2 to 12x12: all too small
+    with pytest.warns(UserWarning, match=r"skipping 12 image.*by 0.23 \(10x10\) and 2 more$"):
+        sr_patches(image_folder(tmp_path), 2, lr_patch_size=8, scale_augment=factors)
 
 
 @pytest.mark.parametrize(

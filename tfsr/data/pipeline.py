@@ -42,20 +42,24 @@ import dataclasses
 import importlib
 import math
 import numbers
+import os
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import tensorflow as tf
 
 from tfsr.checks import int_at_least
 from tfsr.data.sources import ImageSource, source_from_spec
+from tfsr.progress import step_bar
 
 # The module (``tfsr.data.imresize`` is the function, exported by the package).
 _imresize = importlib.import_module("tfsr.data.imresize")
 
 _MAX_DENOMINATOR = 100  # scales are p / q with q <= 100 (1.1, 2.5, 3.75, ...)
 _CHANNELS = ("y", "rgb")
+_LISTED = 10  # images named in the warning about images smaller than the patch
 
 # Tags folded into the seed, one per kind of random choice, so that the choices are independent
 # and switching augmentation on or off leaves the crops where they were.
@@ -288,9 +292,11 @@ def _load_images(
                 small.append(f"{source.paths[index]}{shrunk} ({h}x{w})")
     patch = (max(g.v.hr_patch for g in geometries), max(g.h.hr_patch for g in geometries))
     if small:
+        listed = ", ".join(small[:_LISTED])
+        more = f" and {len(small) - _LISTED} more" if len(small) > _LISTED else ""
         warnings.warn(
             f"{source.name}: skipping {len(small)} image(s) smaller than the "
-            f"{patch[0]}x{patch[1]} HR patch: " + ", ".join(small),
+            f"{patch[0]}x{patch[1]} HR patch: {listed}{more}",
             stacklevel=4,
         )
     if not usable:
@@ -304,23 +310,47 @@ def _load_images(
         h, w = _shrunk_size(sizes[index], factor)
         total += h * w * 3
     pixels = tf.Variable(tf.zeros([total], tf.uint8), trainable=False) if cache else None
+
+    def store(key, image):  # scatter_update writes in place; a sliced assign would copy
+        positions = tf.range(offsets[key], offsets[key] + image.size, dtype=tf.int64)
+        pixels.scatter_update(tf.IndexedSlices(tf.constant(image.reshape(-1)), positions))
+
     wanted = collections.defaultdict(list)  # image index: its usable factors
     for index, factor in usable:
         wanted[index].append(factor)
     decoded = set()
-    for index, image in source.decode(list(wanted)):
-        if image.shape[:2] != sizes[index]:
-            raise ValueError(
-                f"{source.paths[index]}: decoded size {image.shape[:2]} differs from the size "
-                f"in its header {sizes[index]}"
-            )
-        for factor in wanted[index] if cache else ():
-            # scatter_update writes in place; a sliced assign would copy the variable.
-            copy = image if factor == 1 else _imresize.imresize(image, factor)
-            start = offsets[index, factor]
-            positions = tf.range(start, start + copy.size, dtype=tf.int64)
-            pixels.scatter_update(tf.IndexedSlices(tf.constant(copy.reshape(-1)), positions))
-        decoded.add(index)
+    copies = [key for key in usable if key[1] != 1]
+    # The shrunk copies are made in threads (NumPy releases the GIL), at most 2 per thread
+    # waiting, each stored as soon as it is done.
+    workers = min(8, os.cpu_count() or 1)
+    bar = step_bar(len(copies), "scale_augment copies", unit="image", enabled=bool(copies))
+    with ThreadPoolExecutor(max_workers=workers) as pool, bar:
+        pending = collections.deque()
+
+        def store_done(keep):
+            while len(pending) > keep:
+                key, future = pending.popleft()
+                store(key, future.result())
+                bar.update()
+
+        for index, image in source.decode(list(wanted)):
+            if image.shape[:2] != sizes[index]:
+                raise ValueError(
+                    f"{source.paths[index]}: decoded size {image.shape[:2]} differs from the "
+                    f"size in its header {sizes[index]}"
+                )
+            decoded.add(index)
+            if not cache:
+                continue
+            for factor in wanted[index]:
+                if factor == 1:
+                    store((index, factor), image)
+                else:
+                    pending.append(
+                        ((index, factor), pool.submit(_imresize.imresize, image, factor))
+                    )
+            store_done(2 * workers)
+        store_done(0)
     kept = [(index, factor) for index, factor in usable if index in decoded]
     if not kept:
         raise ValueError(f"image source {source.name!r} holds no readable image")
