@@ -272,8 +272,9 @@ def _load_images(
     """Reads the headers, leaves out images smaller than the patch (one warning), decodes the
     rest (verifying them) and, with ``cache``, packs their pixels into one variable.
 
-    With ``scale_augment``, each image is followed by its copies shrunk by each factor (MATLAB bicubic,
-    uint8), which are further images of their own; a copy smaller than the patch is left out.
+    With ``scale_augment``, each image is followed by its copies shrunk by each factor (MATLAB
+    bicubic, uint8), which are further images of their own; a copy smaller than the patch is left
+    out.
     """
     if len(source) == 0:
         raise ValueError(f"image source {source.name!r} holds no image")
