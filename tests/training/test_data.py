@@ -1,5 +1,10 @@
 """A run's training data: the configuration's data options reach the pipeline."""
 
+import os
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -31,3 +36,23 @@ def test_training_dataset_makes_the_scale_augment_copies(folder):
     with pytest.warns(UserWarning, match=r"skipping 4 image.*a.png shrunk by 0.3 \(12x12\)"):
         lr, hr = next(iter(training_dataset(_config(folder, scale_augment=(0.5, 0.3)))))
     assert lr.shape == (4, 8, 8, 1) and hr.shape == (4, 16, 16, 1)
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0.9,abc", r"--scale_augment takes numbers in \(0, 1\), got 0.9,abc"),
+        ("0.9,2", r"scale_augment must be distinct factors in \(0, 1\), got \[0.9, 2.0\]"),
+    ],
+)
+def test_train_py_reports_a_bad_scale_augment(value, message):
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run(
+        [sys.executable, "train.py", f"--scale_augment={value}", "--steps=1"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert re.search("train.py: " + message, result.stderr), result.stderr
