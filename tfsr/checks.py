@@ -19,3 +19,21 @@ def int_at_least(name: str, value, minimum: int = 1) -> int:
         )
         raise ValueError(f"{name} must be {wanted}, got {value!r}")
     return int(value)
+
+
+def shrink_factors(name: str, factors) -> tuple[float, ...]:
+    """``factors`` as a tuple of floats when it is a list of distinct numbers in (0, 1).
+
+    Raises:
+        ValueError: "NAME must be a list of distinct numbers in (0, 1), got VALUE" (a string, a
+            single number, a bool, NaN, 0, 1 or a repeated factor).
+    """
+    ok = not isinstance(factors, (str, bytes)) and isinstance(factors, (list, tuple))
+    if ok:
+        ok = all(
+            not isinstance(f, bool) and isinstance(f, numbers.Real) and 0 < f < 1 for f in factors
+        ) and len(set(factors)) == len(factors)
+    if not ok:
+        shown = list(factors) if isinstance(factors, tuple) else factors
+        raise ValueError(f"{name} must be a list of distinct numbers in (0, 1), got {shown!r}")
+    return tuple(float(f) for f in factors)

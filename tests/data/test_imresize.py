@@ -12,6 +12,7 @@ from tfsr.data.imresize import (
     bicubic_contributions,
     imresize,
     modcrop,
+    output_length,
     scale_pair,
     scale_ratio,
     to_uint8,
@@ -124,6 +125,14 @@ def test_output_shapes(shape, kwargs, expected):
     image = np.zeros(shape, np.float32)
     assert imresize(image, **kwargs).shape == expected
     assert tuple(imresize(tf.constant(image), **kwargs).shape) == expected
+
+
+def test_output_length_is_the_length_imresize_makes():
+    assert output_length(180, 0.55) == 99  # 0.55 * 180 is 99.00000000000001
+    assert output_length(10, 1.1) == 11 and output_length(5, 2.5) == 13
+    for n in (100, 180, 321, 481):
+        for f in (0.07, 0.55, 0.6, 0.81, 1.3):
+            assert imresize(np.zeros((n, 1), np.uint8), f).shape[0] == output_length(n, f)
 
 
 def test_dtypes_and_constant_image():

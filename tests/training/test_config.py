@@ -31,7 +31,10 @@ def test_config_round_trip(tmp_path):
         ("lr_schedule", "linear", "lr_schedule must be constant, cosine or step"),
         ("expanded_filters", -1, r"expanded_filters must be >= 0 \(0: the model's own\), got -1"),
         ("scale_augment", (0.5, 1.0), r"scale_augment must be .* \(0, 1\), got \[0.5, 1.0\]"),
-        ("scale_augment", (0.5, 0.5), r"scale_augment must be distinct"),
+        ("scale_augment", (0.5, 0.5), r"scale_augment must be a list of distinct numbers"),
+        ("scale_augment", ("0.5",), r"scale_augment must be .*, got \['0.5'\]"),
+        ("scale_augment", 0.5, r"scale_augment must be .*, got 0.5"),
+        ("scale_augment", (float("nan"),), r"scale_augment must be .*, got \[nan\]"),
     ],
 )
 def test_config_rejects_bad_values(field, value, match):

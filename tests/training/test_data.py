@@ -42,7 +42,10 @@ def test_training_dataset_makes_the_scale_augment_copies(folder):
     "value, message",
     [
         ("0.9,abc", r"--scale_augment takes numbers in \(0, 1\), got 0.9,abc"),
-        ("0.9,2", r"scale_augment must be distinct factors in \(0, 1\), got \[0.9, 2.0\]"),
+        (
+            "0.9,2",
+            r"scale_augment must be a list of distinct numbers in \(0, 1\), got \[0.9, 2.0\]",
+        ),
     ],
 )
 def test_train_py_reports_a_bad_scale_augment(value, message):

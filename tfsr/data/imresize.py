@@ -33,7 +33,7 @@ from fractions import Fraction
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["imresize", "modcrop", "scale_pair", "scale_ratio", "to_uint8"]
+__all__ = ["imresize", "modcrop", "output_length", "scale_pair", "scale_ratio", "to_uint8"]
 
 # Support of the a = -0.5 cubic kernel: it is zero for |x| >= 2.
 _KERNEL_WIDTH = 4.0
@@ -326,10 +326,16 @@ def _axis_step(axis: int, in_len, scales, sizes) -> tuple:
     k = axis - 1
     if sizes is not None:
         return axis, sizes[k] / in_len, sizes[k]
-    out = in_len * scales[k] - _SIZE_TOLERANCE
-    if tf.is_tensor(out):
+    if tf.is_tensor(in_len):
+        out = in_len * scales[k] - _SIZE_TOLERANCE
         return axis, scales[k], tf.cast(tf.math.ceil(out), tf.int32)
-    return axis, scales[k], math.ceil(out)
+    return axis, scales[k], output_length(in_len, scales[k])
+
+
+def output_length(in_len: int, scale: float) -> int:
+    """Length of ``imresize`` of ``in_len`` pixels by ``scale`` along one axis: ``ceil(scale *
+    in_len)``, an integer to within floating-point rounding counting as that integer."""
+    return math.ceil(in_len * scale - _SIZE_TOLERANCE)
 
 
 def _is_identity(step: tuple, in_len) -> bool:

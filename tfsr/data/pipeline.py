@@ -50,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import tensorflow as tf
 
-from tfsr.checks import int_at_least
+from tfsr.checks import int_at_least, shrink_factors
 from tfsr.data.sources import ImageSource, source_from_spec
 from tfsr.progress import step_bar
 
@@ -246,21 +246,9 @@ class _Images:
         return crop
 
 
-def _check_scale_augment(factors) -> tuple[float, ...]:
-    """``factors`` as a tuple of distinct numbers, each in (0, 1)."""
-    if isinstance(factors, (str, bytes)) or not isinstance(factors, Sequence):
-        raise ValueError(f"scale_augment must be a list of factors in (0, 1), got {factors!r}")
-    for factor in factors:
-        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < 1:
-            raise ValueError(f"scale_augment factors must be numbers in (0, 1), got {factor!r}")
-    if len(set(factors)) != len(factors):
-        raise ValueError(f"scale_augment factors must be distinct, got {list(factors)}")
-    return tuple(float(f) for f in factors)
-
-
 def _shrunk_size(size: tuple[int, int], factor: float) -> tuple[int, int]:
-    """Size of ``imresize(image, factor)`` for an image of ``size`` (MATLAB: ceil per axis)."""
-    return tuple(math.ceil(factor * n) for n in size) if factor != 1 else size
+    """Size of ``imresize(image, factor)`` for an image of ``size``."""
+    return tuple(_imresize.output_length(n, factor) for n in size) if factor != 1 else size
 
 
 def _load_images(
@@ -313,6 +301,10 @@ def _load_images(
     pixels = tf.Variable(tf.zeros([total], tf.uint8), trainable=False) if cache else None
 
     def store(key, image):  # scatter_update writes in place; a sliced assign would copy
+        if image.shape[:2] != _shrunk_size(sizes[key[0]], key[1]):  # the reader's layout
+            raise RuntimeError(
+                f"internal error: image {key} is {image.shape}, not the size planned"
+            )
         positions = tf.range(offsets[key], offsets[key] + image.size, dtype=tf.int64)
         pixels.scatter_update(tf.IndexedSlices(tf.constant(image.reshape(-1)), positions))
 
@@ -322,7 +314,8 @@ def _load_images(
     decoded = set()
     copies = [key for key in usable if key[1] != 1]
     # The shrunk copies are made in threads (NumPy releases the GIL), at most 2 per thread
-    # waiting, each stored as soon as it is done.
+    # waiting, each stored as soon as it is done (each resize holds float64 temporaries of about
+    # 16 bytes per pixel of its image).
     workers = min(8, os.cpu_count() or 1)
     bar = step_bar(len(copies), "scale_augment copies", unit="image", enabled=bool(copies))
     with ThreadPoolExecutor(max_workers=workers) as pool, bar:
@@ -334,24 +327,28 @@ def _load_images(
                 store(key, future.result())
                 bar.update()
 
-        for index, image in source.decode(list(wanted)):
-            if image.shape[:2] != sizes[index]:
-                raise ValueError(
-                    f"{source.paths[index]}: decoded size {image.shape[:2]} differs from the "
-                    f"size in its header {sizes[index]}"
-                )
-            decoded.add(index)
-            if not cache:
-                continue
-            for factor in wanted[index]:
-                if factor == 1:
-                    store((index, factor), image)
-                else:
-                    pending.append(
-                        ((index, factor), pool.submit(_imresize.imresize, image, factor))
+        try:
+            for index, image in source.decode(list(wanted)):
+                if image.shape[:2] != sizes[index]:
+                    raise ValueError(
+                        f"{source.paths[index]}: decoded size {image.shape[:2]} differs from the "
+                        f"size in its header {sizes[index]}"
                     )
-            store_done(2 * workers)
-        store_done(0)
+                decoded.add(index)
+                if not cache:
+                    continue
+                for factor in wanted[index]:
+                    if factor == 1:
+                        store((index, factor), image)
+                    else:
+                        future = pool.submit(_imresize.imresize, image, factor)
+                        pending.append(((index, factor), future))
+                store_done(2 * workers)
+            store_done(0)
+        except BaseException:
+            for _, future in pending:  # do not wait for copies that will not be used
+                future.cancel()
+            raise
     kept = [(index, factor) for index, factor in usable if index in decoded]
     if not kept:
         raise ValueError(f"image source {source.name!r} holds no readable image")
@@ -401,7 +398,7 @@ def _build(
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**62))
 
-    images = _load_images(source, geometries, cache, _check_scale_augment(scale_augment))
+    images = _load_images(source, geometries, cache, shrink_factors("scale_augment", scale_augment))
     n = len(images.paths)
     per_epoch = n * patches_per_image
     first_sample = start_step * batch_size

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 
 from tfsr.atomic_file import atomic_output
+from tfsr.checks import shrink_factors
 
 # Fields that decide the variables in a checkpoint (model architecture, optimizer wrapping). A
 # checkpoint written under other values cannot be resumed: `check_resumable` raises.
@@ -119,7 +120,8 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.scale_augment = tuple(self.scale_augment)  # a list when read back from JSON
+        # A list when read back from JSON.
+        self.scale_augment = shrink_factors("scale_augment", self.scale_augment)
         self.validate()
 
     def validate(self) -> None:
@@ -151,11 +153,6 @@ class TrainConfig:
             (self.val_every >= 0, "val_every must be >= 0"),
             (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
             (self.keep_checkpoints > 0, "keep_checkpoints must be positive"),
-            (
-                all(0 < f < 1 for f in self.scale_augment)
-                and len(set(self.scale_augment)) == len(self.scale_augment),
-                f"scale_augment must be distinct factors in (0, 1), got {list(self.scale_augment)}",
-            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -88,7 +88,8 @@ def training_dataset(config: TrainConfig, start_step: int = 0) -> tf.data.Datase
 
 def steps_for_epochs(config: TrainConfig, epochs: int) -> int:
     """Steps in ``epochs`` passes (each image, and each of its ``scale_augment`` copies, visited
-    ``PATCHES_PER_IMAGE`` times a pass)."""
+    ``PATCHES_PER_IMAGE`` times a pass). Images and copies smaller than the patch, which the
+    pipeline leaves out, are counted too."""
     train, _ = split_sources(config)
     images = len(train) * (1 + len(config.scale_augment))
     return max(1, math.ceil(epochs * images * PATCHES_PER_IMAGE / config.batch_size))
