@@ -247,24 +247,25 @@ def test_small_images_are_skipped_with_one_warning(tmp_path):
             sr_patches(image_folder(tmp_path), 2, lr_patch_size=16, batch_size=2)
 
 
-def test_scale_augment_adds_shrunk_copies_as_images(folder):
-    factors = (0.8, 0.6)
+def _augmented_epoch(path, originals, factors, *, batch_size, patches_per_image, seed):
+    """One epoch at x2 (LR patch 8) with ``scale_augment=factors``, every patch checked against
+    the images it may come from: each original, then its copies in the order of the factors
+    (MATLAB bicubic, uint8). Returns those images, the patches cut from each and the batches."""
     ds = sr_patches(
-        image_folder(folder),
+        image_folder(path),
         2,
         lr_patch_size=8,
-        batch_size=6,
+        batch_size=batch_size,
         channels="rgb",
         augment=False,
-        seed=3,
-        patches_per_image=4,
+        seed=seed,
+        patches_per_image=patches_per_image,
         repeat=False,
         scale_augment=factors,
     )
-    # Each image, then its copies in the order of the factors (MATLAB bicubic, uint8).
     images = [
         copy
-        for image in IMAGES.values()
+        for image in originals
         for copy in [image] + [imresize_module.imresize(image, f) for f in factors]
     ]
     counts = [0] * len(images)
@@ -272,6 +273,13 @@ def test_scale_augment_adds_shrunk_copies_as_images(folder):
     for lr, hr in ds:
         _check_alignment(lr, hr, 2, 8, counts, images=images)
         batches += 1
+    return images, counts, batches
+
+
+def test_scale_augment_adds_shrunk_copies_as_images(folder):
+    _, counts, batches = _augmented_epoch(
+        folder, IMAGES.values(), (0.8, 0.6), batch_size=6, patches_per_image=4, seed=3
+    )
     assert batches == 9 * 4 // 6  # an epoch visits the 3 images and their 6 copies
     assert counts == [4] * 9
 
@@ -307,23 +315,10 @@ def test_scale_augment_copy_sizes_follow_imresize(tmp_path):
     # 0.55 * 180 = 99.00000000000001: imresize makes 99 columns, not ceil's 100.
     image = _noise(100, 180, 5)
     write_image(tmp_path / "a.png", image)
-    ds = sr_patches(
-        image_folder(tmp_path),
-        2,
-        lr_patch_size=8,
-        batch_size=4,
-        channels="rgb",
-        augment=False,
-        seed=0,
-        patches_per_image=8,
-        repeat=False,
-        scale_augment=[0.55],
+    images, counts, _ = _augmented_epoch(
+        tmp_path, [image], [0.55], batch_size=4, patches_per_image=8, seed=0
     )
-    images = [image, imresize_module.imresize(image, 0.55)]
     assert images[1].shape == (55, 99, 3)
-    counts = [0, 0]
-    for lr, hr in ds:
-        _check_alignment(lr, hr, 2, 8, counts, images=images)
     assert counts == [8, 8]
 
 
