@@ -68,7 +68,10 @@ _EXPANDED_FILTERS = flags.DEFINE_integer(
     "SESR models: width of the blocks' expanded space (0: 256; the paper's M11 and XL use 64).",
 )
 _INIT_FROM = flags.DEFINE_string(
-    "init_from", "", "Run folder or saved model to start from (e.g. x4 from an x2 run)."
+    "init_from",
+    "",
+    "Run folder, saved model, shipped model name (sesr_m5_x2) or collapsed SESR .npz to start "
+    "from (e.g. x4 from an x2 run, or fine-tuning a shipped model on your data).",
 )
 _OUT_DIR = flags.DEFINE_string(
     "out_dir", None, "Output folder (default runs/MODEL_xSCALE). Reuse it to resume."

@@ -222,3 +222,49 @@ def test_bad_inputs():
     block.kernel_quantizer = tf.identity
     with pytest.raises(ValueError, match="kernel_quantizer needs collapsed_training=True"):
         block(tf.zeros((1, 4, 4, 2)))
+
+
+@pytest.mark.parametrize("k, c_in, c_out, p, residual", [c for c in CASES if c[3] >= c[2]])
+def test_set_collapsed_inverts_collapse(k, c_in, c_out, p, residual):
+    rng = np.random.default_rng(k * 100 + c_in)
+    block = CollapsibleLinearBlock(c_out, kernel_size=k, expanded_filters=p, residual=residual)
+    block.build((None, None, None, c_in))
+    _randomize(block, rng)
+    project_before = block.project_kernel.numpy()
+    expand_bias_before = block.expand_bias.numpy()
+    kernel = rng.normal(0.0, 0.3, (k, k, c_in, c_out)).astype("float32")
+    bias = rng.normal(0.0, 0.3, (c_out,)).astype("float32")
+    block.set_collapsed(kernel, bias)
+    collapsed_kernel, collapsed_bias = block.collapse()
+    np.testing.assert_allclose(collapsed_kernel.numpy(), kernel, atol=1e-5)
+    np.testing.assert_allclose(collapsed_bias.numpy(), bias, atol=1e-5)
+    # The projection and the expansion bias are kept; both forms compute the target conv.
+    np.testing.assert_array_equal(block.project_kernel.numpy(), project_before)
+    np.testing.assert_array_equal(block.expand_bias.numpy(), expand_bias_before)
+    x = rng.uniform(-1.0, 1.0, (2, 6, 5, c_in)).astype("float32")
+    conv = tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias).numpy()
+    block.collapsed_training = False
+    np.testing.assert_allclose(block(x).numpy(), conv, atol=1e-4)
+
+
+def test_set_collapsed_of_own_collapse_changes_little():
+    block = CollapsibleLinearBlock(4, kernel_size=3, expanded_filters=8, residual=True)
+    block.build((None, None, None, 4))
+    _randomize(block, np.random.default_rng(3))
+    before = block.get_weights()
+    block.set_collapsed(*block.collapse())
+    for a, b in zip(block.get_weights(), before, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_set_collapsed_errors():
+    with pytest.raises(ValueError, match="set_collapsed\\(\\) needs a built block"):
+        CollapsibleLinearBlock(4).set_collapsed(np.zeros((3, 3, 2, 4)), np.zeros(4))
+    block = CollapsibleLinearBlock(4, kernel_size=3, expanded_filters=8)
+    block.build((None, None, None, 2))
+    with pytest.raises(ValueError, match="expects a kernel \\(3, 3, 2, 4\\) and a bias \\(4,\\)"):
+        block.set_collapsed(np.zeros((3, 3, 4, 4)), np.zeros(4))
+    narrow = CollapsibleLinearBlock(6, kernel_size=3, expanded_filters=3)
+    narrow.build((None, None, None, 2))
+    with pytest.raises(ValueError, match="needs a projection of rank 6 \\(expanded_filters=3\\)"):
+        narrow.set_collapsed(np.zeros((3, 3, 2, 6)), np.zeros(6))

@@ -163,6 +163,18 @@ def test_init_from_between_collapsed_networks():
     np.testing.assert_allclose(dst(x).numpy(), _nearest(src(x).numpy(), 2), atol=1e-5)
 
 
+@pytest.mark.parametrize("dst_scale", [2, 4])
+def test_init_from_collapsed_starts_training_network(dst_scale):
+    src = collapse_model(_randomize(sesr(scale=2, **TINY), seed=11))
+    # A collapsed network carries no expanded width; x4's last block needs p >= its 16 outputs.
+    dst = sesr(scale=dst_scale, **{**TINY, "expanded_filters": 16})
+    copied = init_from(dst, src)
+    assert copied == ["first_block", "block_1", "prelu_1", "block_2", "prelu_2", "last_block"]
+    x = _image((1, 5, 6, 1))
+    np.testing.assert_allclose(dst(x).numpy(), _nearest(src(x).numpy(), dst_scale // 2), atol=1e-5)
+    assert isinstance(dst.get_layer("block_1"), CollapsibleLinearBlock)
+
+
 def test_init_from_x3_keeps_own_last_block():
     src = _randomize(sesr(scale=2, **TINY), seed=7)
     dst = sesr(scale=3, **TINY)
@@ -191,7 +203,7 @@ def test_init_from_incompatible(dst_kwargs, match):
         init_from(dst, src)
 
 
-def test_init_from_collapsed_model_is_a_type_error():
+def test_init_from_training_network_into_collapsed_is_a_type_error():
     src = sesr(**TINY)
     with pytest.raises(ValueError, match="'first_block' is a CollapsibleLinearBlock in src but a "):
         init_from(collapse_model(sesr(**TINY)), src)

@@ -123,6 +123,33 @@ def test_init_from_a_file_that_is_no_model_is_a_clear_error(tmp_path):
         Trainer(_config(tmp_path, steps=3, init_from=str(junk)))
 
 
+def test_init_from_a_shipped_model_name_starts_from_its_function(tmp_path):
+    from tfsr.models import pretrained
+
+    trainer = Trainer(_config(tmp_path, model="sesr_m5", steps=3, init_from="sesr_m5_x2"))
+    x = np.random.default_rng(0).uniform(0.0, 1.0, (1, 12, 10, 1)).astype("float32")
+    np.testing.assert_allclose(
+        trainer.model(x).numpy(), pretrained("sesr_m5_x2")(x).numpy(), atol=1e-4
+    )
+
+
+def test_init_from_a_collapsed_npz_and_its_errors(tmp_path):
+    from tfsr.models import pretrained
+    from tfsr.models.pretrained import pretrained_path
+
+    trainer = Trainer(_config(tmp_path, model="sesr_m5", init_from=pretrained_path("sesr_m5_x2")))
+    x = np.random.default_rng(1).uniform(0.0, 1.0, (1, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(
+        trainer.model(x).numpy(), pretrained("sesr_m5_x2")(x).numpy(), atol=1e-4
+    )
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="init_from=.*junk.npz: .*not a tfsr SESR weights file"):
+        Trainer(_config(tmp_path / "b", model="sesr_m5", init_from=str(junk)))
+    with pytest.raises(ValueError, match="init_from=sesr_xl_x2: init_from: the SESR bodies differ"):
+        Trainer(_config(tmp_path / "c", model="sesr_m5", init_from="sesr_xl_x2"))
+
+
 def test_diverged_loss_saves_nothing_and_resume_starts_before_it(tmp_path):
     train(_config(tmp_path, steps=2, checkpoint_every=2), progress=False)
     with pytest.raises(FloatingPointError, match="nothing was saved .last checkpoint: step 2."):

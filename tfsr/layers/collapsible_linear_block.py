@@ -198,6 +198,55 @@ class CollapsibleLinearBlock(keras.layers.Layer):
         bias = tf.linalg.matvec(project, self.expand_bias, transpose_a=True) + self.project_bias
         return kernel, bias
 
+    def set_collapsed(self, kernel, bias) -> None:
+        """Sets the expanded weights so that :meth:`collapse` returns ``kernel`` and ``bias``.
+
+        The inverse of :meth:`collapse`, for starting training from a collapsed network (a shipped
+        model, say). Among the many expanded weights that collapse to one kernel, it keeps the
+        current projection ``P`` (``p -> C_out``) and moves the expansion ``E`` by the smallest
+        change that makes ``E P`` equal the target: ``E += (K - E P) P^+``, with ``P^+`` the
+        pseudo-inverse (``P P^+ = I`` on ``C_out`` channels as long as ``P`` has full rank
+        ``C_out``, which a random initialisation gives almost surely). The expansion bias is
+        kept and the projection bias takes up the rest. So a freshly built block keeps its
+        random-looking expanded weights, and training goes on from the given function.
+
+        Args:
+            kernel: ``(k, k, C_in, filters)``, the target collapsed kernel (the short residual's
+                identity included, as :meth:`collapse` returns it).
+            bias: ``(filters,)``.
+
+        Raises:
+            ValueError: when the block is not built, the shapes differ from the block's, or the
+                projection has lost rank (``expanded_filters < filters`` or degenerate weights).
+        """
+        if not self.built:
+            raise ValueError(
+                f"{self.name}: set_collapsed() needs a built block; call it on an input first"
+            )
+        k, c_in, p, c_out = self.kernel_size, self._in_channels, self.expanded_filters, self.filters
+        kernel = np.asarray(kernel, dtype=np.float64)
+        bias = np.asarray(bias, dtype=np.float64)
+        if kernel.shape != (k, k, c_in, c_out) or bias.shape != (c_out,):
+            raise ValueError(
+                f"{self.name}: set_collapsed() expects a kernel {(k, k, c_in, c_out)} and a bias "
+                f"({c_out},), got {kernel.shape} and {bias.shape}"
+            )
+        if self.residual:
+            kernel = kernel - self._identity_kernel()
+        project = self.project_kernel.numpy().astype(np.float64).reshape(p, c_out)
+        if np.linalg.matrix_rank(project) < c_out:
+            raise ValueError(
+                f"{self.name}: set_collapsed() needs a projection of rank {c_out} "
+                f"(expanded_filters={p}); this block's has rank {np.linalg.matrix_rank(project)}"
+            )
+        expand = self.expand_kernel.numpy().astype(np.float64).reshape(k * k * c_in, p)
+        target = kernel.reshape(k * k * c_in, c_out)
+        expand += (target - expand @ project) @ np.linalg.pinv(project)  # (k k C_in, p)
+        expand_bias = self.expand_bias.numpy().astype(np.float64)
+        dtype = self.expand_kernel.dtype.as_numpy_dtype
+        self.expand_kernel.assign(expand.reshape(k, k, c_in, p).astype(dtype))
+        self.project_bias.assign((bias - project.T @ expand_bias).astype(dtype))
+
     def call(self, inputs):
         compute_dtype = self.compute_dtype
         if self.collapsed_training:

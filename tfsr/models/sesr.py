@@ -357,8 +357,10 @@ def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) ->
     either model is skipped.
 
     ``collapsed_training`` may differ between the two: the blocks hold the same variables. Two
-    collapsed networks (``collapse_model``) work as well; a collapsed and a training network do not
-    (their layer types differ).
+    collapsed networks (``collapse_model``) work as well, and so does a collapsed ``src`` (a
+    shipped model) for a training ``dst``: each ``Conv2D`` sets its block's expanded weights
+    through ``CollapsibleLinearBlock.set_collapsed``, so ``dst`` starts out computing ``src``.
+    A training ``src`` for a collapsed ``dst`` does not work (collapse the source first).
 
     Args:
         dst: the model to initialise (changed in place).
@@ -410,7 +412,11 @@ def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) ->
     copied = []
     for name, target in dst_layers.items():
         source = src_layers[name]
-        if type(source) is not type(target):
+        # A collapsed network's Conv2D starts a training network's block through set_collapsed.
+        from_collapsed = isinstance(source, keras.layers.Conv2D) and isinstance(
+            target, CollapsibleLinearBlock
+        )
+        if type(source) is not type(target) and not from_collapsed:
             raise ValueError(
                 f"init_from: layer {name!r} is a {type(source).__name__} in src but a "
                 f"{type(target).__name__} in dst"
@@ -418,6 +424,8 @@ def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) ->
         weights = source.get_weights()
         shapes = [w.shape for w in weights]
         target_shapes = [tuple(w.shape) for w in target.weights]
+        if from_collapsed:
+            target_shapes = [tuple(w.shape) for w in target.collapse()]
         if isinstance(target, DySample) and target.scale != source.scale:
             continue
         if name == LAST_BLOCK and src_scale != dst_scale:
@@ -430,7 +438,10 @@ def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) ->
                 f"init_from: incompatible architectures, layer {name!r} has weight shapes "
                 f"{shapes} in src but {target_shapes} in dst"
             )
-        target.set_weights(weights)
+        if from_collapsed:
+            target.set_collapsed(*weights)
+        else:
+            target.set_weights(weights)
         copied.append(name)
     return copied
 

@@ -78,7 +78,8 @@ class TrainConfig:
         activation: ``"prelu"`` or ``"relu"`` (ReLU for int8 deployment).
         expanded_filters: width p of the SESR blocks' expanded space; 0 for the model's own
             (``tfsr.models.sesr.TRAIN_EXPANDED_FILTERS``). Only SESR-family models take it.
-        init_from: a checkpoint folder or saved model whose compatible weights start this run
+        init_from: a checkpoint folder, saved model, shipped model name or collapsed SESR
+            ``.npz`` whose compatible weights start this run
             (for example x4 from x2).
         out_dir: where checkpoints, TensorBoard logs and the final models go.
         strategy: ``"default"``, ``"mirrored"`` or ``"multi_worker"`` (tf.distribute). Multi-worker:

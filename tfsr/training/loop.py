@@ -86,9 +86,11 @@ def _loss_fn(name: str):
 
 
 def _load_init_weights(model: keras.Model, source: str) -> None:
-    """Starts ``model`` from the compatible weights of a run folder or a saved model."""
+    """Starts ``model`` from the compatible weights of a run folder, a saved model, a shipped
+    model's name (``sesr_xl_x2``) or a collapsed SESR ``.npz``."""
     from tfsr.inference import load_keras_model
-    from tfsr.models.sesr import init_from
+    from tfsr.models.pretrained import is_pretrained_name, pretrained
+    from tfsr.models.sesr import init_from, load_collapsed
 
     if load_saved_config(source) is not None:  # a run folder, finished or still training
         try:
@@ -99,13 +101,28 @@ def _load_init_weights(model: keras.Model, source: str) -> None:
             _, donor, _ = load_run_model(source)
         except FileNotFoundError as error:
             raise FileNotFoundError(f"--init_from={source}: {error}") from error
+    elif is_pretrained_name(source) and not os.path.exists(source):
+        try:
+            donor = pretrained(source)
+        except (FileNotFoundError, ValueError) as error:
+            raise ValueError(f"--init_from={source}: {error}") from error
+        if not isinstance(donor, keras.Model):
+            raise ValueError(
+                f"--init_from={source}: the shipped {source!r} is not a Keras network to start "
+                f"training from (got {type(donor).__name__})"
+            )
+    elif source.endswith(".npz") and os.path.isfile(source):
+        try:
+            donor = load_collapsed(source)
+        except ValueError as error:
+            raise ValueError(f"--init_from={source}: {error}") from error
     elif os.path.exists(source):
         try:
             donor = load_keras_model(source)
         except ValueError as error:
             raise ValueError(
-                f"--init_from={source}: neither a training run folder (no train_config.json) "
-                f"nor a Keras model file ({str(error).splitlines()[0]})"
+                f"--init_from={source}: neither a training run folder (no train_config.json), "
+                f"a shipped model's name nor a Keras model file ({str(error).splitlines()[0]})"
             ) from error
     else:
         raise FileNotFoundError(f"--init_from={source}: no such file or folder")
