@@ -175,6 +175,28 @@ def test_init_from_collapsed_starts_training_network(dst_scale):
     assert isinstance(dst.get_layer("block_1"), CollapsibleLinearBlock)
 
 
+@pytest.mark.parametrize("src_activation, dst_activation", [("relu", "prelu"), ("prelu", "relu")])
+def test_init_from_collapsed_other_activation_keeps_last_block(src_activation, dst_activation):
+    src = collapse_model(_randomize(sesr(activation=src_activation, **TINY), seed=12))
+    dst = sesr(activation=dst_activation, **TINY)
+    assert "last_block" in init_from(dst, src, body_only=True)
+    if src_activation == "relu":  # PReLU starts at slope 0: dst computes src exactly
+        x = _image((1, 5, 4, 1))
+        np.testing.assert_allclose(dst(x).numpy(), src(x).numpy(), atol=1e-5)
+
+
+def test_init_from_takes_only_plain_convolutions_as_collapsed_blocks():
+    def dilate(layer):  # block_1 as a dilated Conv2D: the same weight shapes, another function
+        config = layer.get_config()
+        if layer.name == "block_1":
+            config["dilation_rate"] = (2, 2)
+        return layer.__class__.from_config(config)
+
+    src = keras.models.clone_model(collapse_model(sesr(**TINY)), clone_function=dilate)
+    with pytest.raises(ValueError, match="'block_1' is a Conv2D in src but a Collapsible"):
+        init_from(sesr(**TINY), src)
+
+
 def test_init_from_x3_keeps_own_last_block():
     src = _randomize(sesr(scale=2, **TINY), seed=7)
     dst = sesr(scale=3, **TINY)

@@ -133,7 +133,7 @@ def test_init_from_a_shipped_model_name_starts_from_its_function(tmp_path):
     )
 
 
-def test_init_from_a_collapsed_npz_and_its_errors(tmp_path):
+def test_init_from_a_collapsed_npz_and_its_errors(tmp_path, monkeypatch):
     from tfsr.models import pretrained
     from tfsr.models.pretrained import pretrained_path
 
@@ -148,6 +148,12 @@ def test_init_from_a_collapsed_npz_and_its_errors(tmp_path):
         Trainer(_config(tmp_path / "b", model="sesr_m5", init_from=str(junk)))
     with pytest.raises(ValueError, match="init_from=sesr_xl_x2: init_from: the SESR bodies differ"):
         Trainer(_config(tmp_path / "c", model="sesr_m5", init_from="sesr_xl_x2"))
+    with pytest.raises(ValueError, match="init_from=rclut_x4: the shipped 'rclut_x4' is look-up"):
+        Trainer(_config(tmp_path / "d", model="sesr_m5", init_from="rclut_x4"))
+    (tmp_path / "sesr_m5_x2").mkdir()  # a local folder of a shipped model's name comes first
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="hides the shipped model 'sesr_m5_x2'"):
+        Trainer(_config(tmp_path / "e", model="sesr_m5", init_from="sesr_m5_x2"))
 
 
 def test_diverged_loss_saves_nothing_and_resume_starts_before_it(tmp_path):

@@ -284,7 +284,8 @@ def _load_images(
         listed = ", ".join(small[:_LISTED])
         more = f" and {len(small) - _LISTED} more" if len(small) > _LISTED else ""
         warnings.warn(
-            f"{source.name}: skipping {len(small)} image(s) smaller than the "
+            f"{source.name}: skipping {len(small)} image(s)"
+            f"{' or shrunk copies' if scale_augment else ''} smaller than the "
             f"{patch[0]}x{patch[1]} HR patch: {listed}{more}",
             stacklevel=4,
         )

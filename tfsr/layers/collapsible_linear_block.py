@@ -205,8 +205,9 @@ class CollapsibleLinearBlock(keras.layers.Layer):
         model, say). Among the many expanded weights that collapse to one kernel, it keeps the
         current projection ``P`` (``p -> C_out``) and moves the expansion ``E`` by the smallest
         change that makes ``E P`` equal the target: ``E += (K - E P) P^+``, with ``P^+`` the
-        pseudo-inverse (``P P^+ = I`` on ``C_out`` channels as long as ``P`` has full rank
-        ``C_out``, which a random initialisation gives almost surely). The expansion bias is
+        pseudo-inverse (``P^+ P = I``, ``C_out x C_out``, as long as ``P`` has full rank
+        ``C_out``, which a random initialisation gives almost surely; with ``p`` well above
+        ``C_out``, as in SESR, ``P`` is also well conditioned). The expansion bias is
         kept and the projection bias takes up the rest. So a freshly built block keeps its
         random-looking expanded weights, and training goes on from the given function.
 
@@ -234,10 +235,11 @@ class CollapsibleLinearBlock(keras.layers.Layer):
         if self.residual:
             kernel = kernel - self._identity_kernel()
         project = self.project_kernel.numpy().astype(np.float64).reshape(p, c_out)
-        if np.linalg.matrix_rank(project) < c_out:
+        rank = np.linalg.matrix_rank(project)
+        if rank < c_out:
             raise ValueError(
                 f"{self.name}: set_collapsed() needs a projection of rank {c_out} "
-                f"(expanded_filters={p}); this block's has rank {np.linalg.matrix_rank(project)}"
+                f"(expanded_filters={p}); this block's has rank {rank}"
             )
         expand = self.expand_kernel.numpy().astype(np.float64).reshape(k * k * c_in, p)
         target = kernel.reshape(k * k * c_in, c_out)

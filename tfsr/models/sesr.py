@@ -335,6 +335,27 @@ def _x4_from_x2(layer: keras.layers.Layer, channels: int) -> list[np.ndarray]:
     )
 
 
+def _is_collapsed_pair(source: keras.layers.Layer, target: keras.layers.Layer) -> bool:
+    """Whether ``source`` is a collapsed block (a plain stride-1 "same" ``Conv2D``, as
+    ``collapse_model`` makes) and ``target`` a ``CollapsibleLinearBlock`` it can start."""
+    return (
+        type(source) is keras.layers.Conv2D
+        and isinstance(target, CollapsibleLinearBlock)
+        and source.padding == "same"
+        and tuple(source.strides) == (1, 1)
+        and tuple(source.dilation_rate) == (1, 1)
+        and source.use_bias
+        and source.activation is keras.activations.linear
+    )
+
+
+def _shapes_fit(weights, target: keras.layers.Layer, collapsed: bool) -> tuple[list, list]:
+    """Shapes of the ``weights`` to copy and of what ``target`` takes: its weights, or with
+    ``collapsed`` (a collapsed block into a training block), its collapsed kernel and bias."""
+    target_weights = target.collapse() if collapsed else target.weights
+    return [tuple(w.shape) for w in weights], [tuple(w.shape) for w in target_weights]
+
+
 def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) -> list[str]:
     """Copies ``src``'s weights into ``dst``, layer by layer (by name); returns the copied names.
 
@@ -395,12 +416,13 @@ def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) ->
                 f"{dst.name!r}: {', '.join(sorted(blocks[1] - blocks[0])) or 'none'})"
             )
         shared = set(src_layers) & set(dst_layers)
-        if LAST_BLOCK in shared and (
-            src_scale != dst_scale
-            or [tuple(w.shape) for w in src_layers[LAST_BLOCK].weights]
-            != [tuple(w.shape) for w in dst_layers[LAST_BLOCK].weights]
-        ):
-            shared.discard(LAST_BLOCK)  # another upsampler's head (sesr_dysample from sesr)
+        if LAST_BLOCK in shared:
+            last, dst_last = src_layers[LAST_BLOCK], dst_layers[LAST_BLOCK]
+            shapes, dst_shapes = _shapes_fit(
+                last.get_weights(), dst_last, _is_collapsed_pair(last, dst_last)
+            )
+            if src_scale != dst_scale or shapes != dst_shapes:
+                shared.discard(LAST_BLOCK)  # another upsampler's head (sesr_dysample from sesr)
         src_layers = {k: v for k, v in src_layers.items() if k in shared}
         dst_layers = {k: v for k, v in dst_layers.items() if k in shared}
     missing = sorted(set(src_layers) ^ set(dst_layers))
@@ -412,27 +434,20 @@ def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) ->
     copied = []
     for name, target in dst_layers.items():
         source = src_layers[name]
-        # A collapsed network's Conv2D starts a training network's block through set_collapsed.
-        from_collapsed = isinstance(source, keras.layers.Conv2D) and isinstance(
-            target, CollapsibleLinearBlock
-        )
+        from_collapsed = _is_collapsed_pair(source, target)
         if type(source) is not type(target) and not from_collapsed:
             raise ValueError(
                 f"init_from: layer {name!r} is a {type(source).__name__} in src but a "
                 f"{type(target).__name__} in dst"
             )
         weights = source.get_weights()
-        shapes = [w.shape for w in weights]
-        target_shapes = [tuple(w.shape) for w in target.weights]
-        if from_collapsed:
-            target_shapes = [tuple(w.shape) for w in target.collapse()]
         if isinstance(target, DySample) and target.scale != source.scale:
             continue
         if name == LAST_BLOCK and src_scale != dst_scale:
             if (src_scale, dst_scale) != (2, 4):
                 continue
             weights = _x4_from_x2(source, int(src.input_shape[-1]))
-            shapes = [w.shape for w in weights]
+        shapes, target_shapes = _shapes_fit(weights, target, from_collapsed)
         if shapes != target_shapes:
             raise ValueError(
                 f"init_from: incompatible architectures, layer {name!r} has weight shapes "

@@ -89,6 +89,7 @@ def _load_init_weights(model: keras.Model, source: str) -> None:
     """Starts ``model`` from the compatible weights of a run folder, a saved model, a shipped
     model's name (``sesr_xl_x2``) or a collapsed SESR ``.npz``."""
     from tfsr.inference import load_keras_model
+    from tfsr.lut.lut_model import LutModel
     from tfsr.models.pretrained import is_pretrained_name, pretrained
     from tfsr.models.sesr import init_from, load_collapsed
 
@@ -104,14 +105,15 @@ def _load_init_weights(model: keras.Model, source: str) -> None:
     elif is_pretrained_name(source) and not os.path.exists(source):
         try:
             donor = pretrained(source)
-        except (FileNotFoundError, ValueError) as error:
-            raise ValueError(f"--init_from={source}: {error}") from error
-        if not isinstance(donor, keras.Model):
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"--init_from={source}: {error}") from error
+        if isinstance(donor, LutModel):
             raise ValueError(
-                f"--init_from={source}: the shipped {source!r} is not a Keras network to start "
-                f"training from (got {type(donor).__name__})"
+                f"--init_from={source}: the shipped {source!r} is look-up tables, not a network "
+                "to train from (tables are fine-tuned from their run: python -m "
+                "tfsr.lut.transfer --run=RUN --finetune_steps=N)"
             )
-    elif source.endswith(".npz") and os.path.isfile(source):
+    elif source.lower().endswith(".npz") and os.path.isfile(source):
         try:
             donor = load_collapsed(source)
         except ValueError as error:
@@ -120,9 +122,15 @@ def _load_init_weights(model: keras.Model, source: str) -> None:
         try:
             donor = load_keras_model(source)
         except ValueError as error:
+            shadows = (
+                f"; this local file or folder hides the shipped model {source!r}"
+                if is_pretrained_name(source)
+                else ""
+            )
             raise ValueError(
                 f"--init_from={source}: neither a training run folder (no train_config.json), "
                 f"a shipped model's name nor a Keras model file ({str(error).splitlines()[0]})"
+                + shadows
             ) from error
     else:
         raise FileNotFoundError(f"--init_from={source}: no such file or folder")
