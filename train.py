@@ -25,7 +25,11 @@ from tfsr.training.config import TrainConfig  # noqa: E402
 
 _DEFAULTS = TrainConfig()
 
-_MODEL = flags.DEFINE_string("model", _DEFAULTS.model, "Model name (see --helpfull for the list).")
+_MODEL = flags.DEFINE_string(
+    "model",
+    _DEFAULTS.model,
+    "Model name (sesr_m5, sesr_xl, meta_sesr, rclut_x4, ...; a wrong one lists them).",
+)
 _SCALE = flags.DEFINE_integer(
     "scale", _DEFAULTS.scale, "Upscaling factor (ignored by arbitrary-scale models: meta_sesr)."
 )
@@ -74,7 +78,10 @@ _INIT_FROM = flags.DEFINE_string(
     "from (e.g. x4 from an x2 run, or fine-tuning a shipped model on your data).",
 )
 _OUT_DIR = flags.DEFINE_string(
-    "out_dir", None, "Output folder (default runs/MODEL_xSCALE). Reuse it to resume."
+    "out_dir",
+    None,
+    "Output folder (default runs/MODEL_xSCALE; runs/MODEL for arbitrary-scale models). Reuse "
+    "it to resume.",
 )
 _STRATEGY = flags.DEFINE_enum(
     "strategy",

@@ -25,7 +25,8 @@ Measured choices (Set5 / Set14 int8 loss against float at 1920x1080, ``python ex
 - Reconstruction (:mod:`tfsr.quantization.reconstruct`, the default): activation ranges searched
   and kernels refitted and re-rounded against the float model's outputs on 8 calibration
   batches. sesr_m5_relu_x2: -0.089 / -0.046 (whole export 82 s, 2.9 GB peak); sesr_m5_x2
-  (PReLU): -0.123 / -0.063. QAT afterwards (2000 steps at 1e-5, ranges frozen) does not add to
+  (PReLU; the 60k-step model before its scale-augmented fine-tune): -0.123 / -0.063 (the
+  shipped, fine-tuned one: -0.132 / -0.074, README). QAT afterwards (2000 steps at 1e-5, ranges frozen) does not add to
   it on these models: ReLU -0.093 / -0.052, PReLU -0.121 / -0.063; nor did QAT with a float-model
   distillation loss (lr 1e-5: unchanged; 1e-4: worse). So the default is no QAT
   (``DEFAULT_QAT_STEPS = 0``); ``qat_steps`` still runs it (a briefly trained model gains: the
@@ -74,7 +75,7 @@ from tfsr.quantization import convert as _convert
 from tfsr.quantization import qat
 
 DEFAULT_INPUT_HW = (1080, 1920)
-# Measured on the shipped sesr_m5_x2 (60k steps), Set5 / Set14 int8 loss at 1080p, before
+# Measured on sesr_m5_x2 at 60k steps (before the shipped scale-augmented fine-tune), Set5 / Set14 int8 loss at 1080p, before
 # reconstruction: mean min / max ranges -0.278 / -0.120 dB; 99.99th percentiles -0.183 / -0.094
 # (99.999th: -0.223 / -0.104). The percentile ranges are where the reconstruction starts.
 DEFAULT_RANGE_PERCENTILE = 99.99
