@@ -10,3 +10,4 @@ from tfsr.models.pretrained import (  # noqa: F401
     register_pretrained,
 )
 from tfsr.models.sesr import SESR_CONFIGS, collapse_model, init_from, sesr_model  # noqa: F401
+from tfsr.models.sesr_dysample import sesr_dysample  # noqa: F401
