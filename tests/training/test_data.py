@@ -29,6 +29,11 @@ def test_an_epoch_counts_the_scale_augment_copies(folder):
     # 4 images x 16 visits / batch 4 = 16 steps an epoch; two shrunk copies of each triple it.
     assert steps_for_epochs(_config(folder), 2) == 32
     assert steps_for_epochs(_config(folder, scale_augment=(0.8, 0.6)), 2) == 96
+    # At x2 the HR patch is 16 pixels: the 0.3 copies (12x12) are left out, and not counted.
+    assert steps_for_epochs(_config(folder, scale_augment=(0.5, 0.3)), 2) == 64
+    # Nor is an image smaller than the patch.
+    write_image(os.path.join(folder, "small.png"), np.zeros((10, 40, 3), np.uint8))
+    assert steps_for_epochs(_config(folder), 2) == 32
 
 
 def test_training_dataset_makes_the_scale_augment_copies(folder):

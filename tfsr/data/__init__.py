@@ -9,7 +9,11 @@ from tfsr.data.color import (  # noqa: F401
 )
 from tfsr.data.imresize import imresize, modcrop, scale_name, scale_pair, to_uint8  # noqa: F401
 from tfsr.data.io import ImageReadError, list_images, read_image, write_image  # noqa: F401
-from tfsr.data.pipeline import multiscale_sr_patches, sr_patches  # noqa: F401
+from tfsr.data.pipeline import (  # noqa: F401
+    count_training_images,
+    multiscale_sr_patches,
+    sr_patches,
+)
 from tfsr.data.sources import (  # noqa: F401
     ImageSource,
     SourceUnavailableError,

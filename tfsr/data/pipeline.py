@@ -251,6 +251,39 @@ def _shrunk_size(size: tuple[int, int], factor: float) -> tuple[int, int]:
     return tuple(_imresize.output_length(n, factor) for n in size) if factor != 1 else size
 
 
+def _usable(
+    sizes: dict[int, tuple[int, int]], geometries: Sequence[_Geometry], factors: Sequence[float]
+) -> tuple[list[tuple[int, float]], list[tuple[int, float, int, int]]]:
+    """Splits every (image index, shrink factor) into those at least one HR patch in size at
+    every geometry and the rest: ``(usable, small)``, ``small`` as ``(index, factor, h, w)``."""
+    usable, small = [], []
+    for index, size in sizes.items():
+        for factor in factors:
+            h, w = _shrunk_size(size, factor)
+            if all(g.v.positions(h) > 0 and g.h.positions(w) > 0 for g in geometries):
+                usable.append((index, factor))
+            else:
+                small.append((index, factor, h, w))
+    return usable, small
+
+
+def count_training_images(
+    source: ImageSource | str,
+    scales: Sequence[float | tuple[float, float]],
+    *,
+    lr_patch_size: int | None = None,
+    hr_patch_size: int | None = None,
+    scale_augment: Sequence[float] = (),
+) -> int:
+    """How many images (and ``scale_augment`` copies) :func:`sr_patches` or
+    :func:`multiscale_sr_patches` with these arguments would train on: those at least one HR
+    patch in size at every scale. Reads the image headers only."""
+    source = source_from_spec(source) if isinstance(source, str) else source
+    geometries = [_geometry(s, lr_patch_size, hr_patch_size) for s in scales]
+    factors = (1.0,) + shrink_factors("scale_augment", scale_augment)
+    return len(_usable(source.sizes(), geometries, factors)[0])
+
+
 def _load_images(
     source: ImageSource,
     geometries: Sequence[_Geometry],
@@ -269,19 +302,13 @@ def _load_images(
     if scale_augment and not cache:
         raise ValueError("scale_augment (shrunk copies of the images) needs cache=True")
     sizes = source.sizes()
-    factors = (1.0,) + scale_augment
-    usable, small = [], []  # usable: (image index, factor)
-    for index, size in sizes.items():
-        for factor in factors:
-            h, w = _shrunk_size(size, factor)
-            if all(g.v.positions(h) > 0 and g.h.positions(w) > 0 for g in geometries):
-                usable.append((index, factor))
-            else:
-                shrunk = f" shrunk by {factor:g}" if factor != 1 else ""
-                small.append(f"{source.paths[index]}{shrunk} ({h}x{w})")
+    usable, small = _usable(sizes, geometries, (1.0,) + scale_augment)
     patch = (max(g.v.hr_patch for g in geometries), max(g.h.hr_patch for g in geometries))
     if small:
-        listed = ", ".join(small[:_LISTED])
+        listed = ", ".join(
+            f"{source.paths[index]}{f' shrunk by {factor:g}' if factor != 1 else ''} ({h}x{w})"
+            for index, factor, h, w in small[:_LISTED]
+        )
         more = f" and {len(small) - _LISTED} more" if len(small) > _LISTED else ""
         warnings.warn(
             f"{source.name}: skipping {len(small)} image(s)"

@@ -11,7 +11,7 @@ import math
 
 import tensorflow as tf
 
-from tfsr.data.pipeline import multiscale_sr_patches, sr_patches
+from tfsr.data.pipeline import count_training_images, multiscale_sr_patches, sr_patches
 from tfsr.data.sources import ImageSource, source_from_spec
 from tfsr.training.config import TrainConfig
 
@@ -88,10 +88,16 @@ def training_dataset(config: TrainConfig, start_step: int = 0) -> tf.data.Datase
 
 def steps_for_epochs(config: TrainConfig, epochs: int) -> int:
     """Steps in ``epochs`` passes (each image, and each of its ``scale_augment`` copies, visited
-    ``PATCHES_PER_IMAGE`` times a pass). Images and copies smaller than the patch, which the
-    pipeline leaves out, are counted too."""
+    ``PATCHES_PER_IMAGE`` times a pass), counting only the images and copies the pipeline keeps
+    (those at least one HR patch in size; reads the image headers). Images that turn out
+    unreadable when decoded are still counted."""
     train, _ = split_sources(config)
-    images = len(train) * (1 + len(config.scale_augment))
+    images = count_training_images(
+        train,
+        train_scales(config) or (config.scale,),
+        lr_patch_size=config.patch_size,
+        scale_augment=config.scale_augment,
+    )
     return max(1, math.ceil(epochs * images * PATCHES_PER_IMAGE / config.batch_size))
 
 
