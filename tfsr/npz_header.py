@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import zipfile
 import zlib
 
@@ -65,13 +66,31 @@ def _read(path: str, with_arrays: bool) -> tuple[dict, dict[str, np.ndarray]]:
             raw = data["header"] if "header" in data.files else None
             names = [n for n in data.files if n != "header"] if with_arrays else []
             arrays = {name: data[name] for name in names}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+    # Zip headers are not covered by the CRC: a damaged one can name an unknown compression
+    # method (NotImplementedError), claim encryption (RuntimeError) or break struct parsing.
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+        KeyError,
+        struct.error,
+    ) as error:
         reason = (
             f"cannot read it as .npz ({type(error).__name__}: {error}); corrupted or truncated?"
         )
         raise NpzReadError(path, reason) from error
     if raw is None:
         raise NpzReadError(path, "no 'header' array")
+    # NumPy hands back the raw bytes of a member that is not a .npy array.
+    not_arrays = sorted(
+        n for n, a in {"header": raw, **arrays}.items() if not isinstance(a, np.ndarray)
+    )
+    if not_arrays:
+        raise NpzReadError(path, f"members {not_arrays} are not .npy arrays")
     try:
         header = decode_header(raw)
     except (UnicodeDecodeError, ValueError) as error:

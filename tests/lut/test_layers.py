@@ -193,6 +193,8 @@ def test_normalize_stages_errors():
         normalize_stages([{"scale": 0, "patterns": "S"}])
     with pytest.raises(ValueError, match="distinct letters"):
         normalize_stages([{"scale": 1, "patterns": "SS"}])
+    with pytest.raises(ValueError, match="stage 1: scale 17 is above 16"):
+        normalize_stages([{"scale": 1, "patterns": "S"}, {"scale": 17, "patterns": "S"}])
     with pytest.raises(ValueError, match="non-empty list"):
         normalize_stages([])
 

@@ -90,7 +90,7 @@ def test_inference_errors_are_clear(net, tables):
         tape.watch(x)
         y = model(x)
     assert tape.gradient(y, x) is None
-    with pytest.raises(ValueError, match="interval 2 would sample 129\\*\\*4 points"):
+    with pytest.raises(ValueError, match="interval must be a power of two in \\[4, 128\\].* got 2"):
         transfer(net, interval=2)
 
 
@@ -149,6 +149,12 @@ def test_mismatched_files_are_clear_errors(lut_path, tmp_path):
         ({"replace": {"lut_0_S": np.zeros((17**4, 1), np.int16)}}, "int16, expected"),
         ({"replace": {"extra": np.zeros(3)}}, r"unexpected arrays \['extra'\]"),
         ({"header": {**header, "version": 99}}, "format version 99"),
+        ({"header": {**header, "version": True}}, "format version True"),
+        ({"header": {**header, "scale": 2.0}}, "header scale 2.0 but the stages make x2"),
+        (
+            {"replace": {"lut_0_S": np.full((17**4, 1), -128, np.int8)}},
+            r"lut_0_S holds -128 \(entries are in \[-127, 127\]\)",
+        ),
         ({"header": {**header, "format": "other"}}, "header format is 'other'"),
         ({"header": {**header, "scale": 3}}, "header scale 3 but the stages make x2"),
         ({"header": {**header, "interval": 12}}, "power of two"),
@@ -173,6 +179,33 @@ def test_mismatched_files_are_clear_errors(lut_path, tmp_path):
         load_lut_file(str(tmp_path / "text.npz"))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_lut_file(str(tmp_path / "missing.npz"))
+
+
+def _zip_rewrite(src, dst, edit):
+    """Copies the zip ``src`` member by member through ``edit(name, bytes) -> bytes``."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info, edit(info.filename, zin.read(info.filename)))
+    return str(dst)
+
+
+def test_damaged_zip_headers_and_raw_members_are_clear_errors(lut_path, tmp_path):
+    raw = _zip_rewrite(
+        lut_path, tmp_path / "raw.npz", lambda name, b: b"x" * 81 if name == "lut_0_S.npy" else b
+    )
+    with pytest.raises(LutFileError, match=r"members \['lut_0_S'\] are not .npy arrays"):
+        load_lut_file(raw)
+    # The central directory's compression method of the first member (offset 10 of its entry),
+    # which no CRC covers, set to an unknown one.
+    data = bytearray(open(lut_path, "rb").read())
+    entry = data.index(b"PK\x01\x02")
+    data[entry + 10 : entry + 12] = (99).to_bytes(2, "little")
+    bad = tmp_path / "method.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(LutFileError, match="cannot read it as .npz"):
+        load_lut_file(str(bad))
 
 
 def test_pickled_object_arrays_are_refused(lut_path, tmp_path):
@@ -301,3 +334,25 @@ def test_transfer_run_of_an_unfinished_run_uses_its_checkpoint(tmp_path):
     for a, b in zip(finished.get_weights(), from_checkpoint.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert transfer_run(run, str(tmp_path / "out.npz")).scale == 4
+
+
+def test_fine_tuning_gradient_reaches_the_levels_through_rc_tables(tables):
+    from tfsr.lut.lut_stage import table_unit
+    from tfsr.lut.rc_module import table_slopes
+
+    rows = tf.constant(np.outer([1.0, -2.0], np.arange(256.0)), tf.float32)
+    np.testing.assert_allclose(table_slopes(rows).numpy(), [[1.0] * 256, [-2.0] * 256])
+    unit = table_unit(
+        tf.constant(tables.luts["lut_1_S"], tf.float32),
+        tf.constant(tables.rcs["rc_1_S"]),
+        "S",
+        16,
+        differentiable=True,
+    )
+    levels = tf.constant(np.round(np.random.default_rng(4).uniform(0, 255, (1, 6, 7, 1))))
+    levels = tf.cast(levels, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(levels)
+        out = unit(levels)
+    grad = tape.gradient(out, levels)
+    assert grad is not None and np.count_nonzero(grad.numpy()) > 0

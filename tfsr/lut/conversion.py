@@ -35,15 +35,11 @@ def transfer(net: LutNet, interval: int = 16) -> LutTables:
 
     ``interval`` is a power of two from 4 (65**4 points per table, 17 million) to 128; 16 (17**4)
     is the papers' choice. Intervals 1 and 2 (257**4 and 129**4 points, gigabytes per table) are
-    refused.
+    refused (:func:`tfsr.ops.lut_interp.lut_side`).
     """
     if not isinstance(net, LutNet):
         raise ValueError(f"transfer needs a tfsr.lut.LutNet, got {type(net).__name__}")
-    if isinstance(interval, int) and not isinstance(interval, bool) and interval < 4:
-        raise ValueError(
-            f"interval {interval} would sample {lut_side(interval)}**4 points per table; use 4 "
-            "or more (16: the papers' 17**4 tables)"
-        )
+    lut_side(interval)
     if not net.built:
         net(tf.zeros((1, 4, 4, 1)))
     tables = LutTables(stages=net.stages, interval=interval)

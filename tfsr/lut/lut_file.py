@@ -91,6 +91,8 @@ class LutTables:
                 )
             if dtype == "float32" and not np.all(np.isfinite(a)):
                 raise LutFileError(f"{where}: array {name} has non-finite values")
+            if dtype == "int8" and a.size and a.min() < -127:
+                raise LutFileError(f"{where}: array {name} holds -128 (entries are in [-127, 127])")
 
     def header(self) -> dict:
         return {
@@ -122,6 +124,11 @@ def _fail(path, message):
     raise LutFileError(f"{path} is not a valid tfsr LUT file: {message}")
 
 
+def _exact(value, expected: int) -> bool:
+    """``value == expected`` as a JSON integer (JSON's true and 4.0 compare equal to 1 and 4)."""
+    return type(value) is int and value == expected
+
+
 def load_lut_file(path: str) -> LutTables:
     """Reads and checks a LUT file.
 
@@ -137,9 +144,9 @@ def load_lut_file(path: str) -> LutTables:
         _fail(path, e.reason)
     if header.get("format") != FORMAT:
         _fail(path, f"header format is {header.get('format')!r}, expected {FORMAT!r}")
-    if header.get("version") != VERSION:
+    if not _exact(header.get("version"), VERSION):
         _fail(path, f"format version {header.get('version')!r}; this tfsr reads version {VERSION}")
-    if header.get("rotations") != ROTATIONS:
+    if not _exact(header.get("rotations"), ROTATIONS):
         _fail(path, f"rotations {header.get('rotations')!r}, expected {ROTATIONS}")
     try:
         stages = normalize_stages(header.get("stages"))
@@ -153,7 +160,7 @@ def load_lut_file(path: str) -> LutTables:
         luts={n: a for n, a in arrays.items() if n.startswith("lut_")},
         rcs={n: a for n, a in arrays.items() if not n.startswith("lut_")},
     )
-    if header.get("scale") != tables.scale:
+    if not _exact(header.get("scale"), tables.scale):
         _fail(path, f"header scale {header.get('scale')!r} but the stages make x{tables.scale}")
     listed_arrays = header.get("arrays")
     try:

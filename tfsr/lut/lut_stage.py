@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 from tfsr.lut.patterns import PATTERNS, RC_WINDOWS, gather_pattern, run_stage
-from tfsr.lut.rc_module import rc_read, rc_thresholds
+from tfsr.lut.rc_module import rc_read, rc_thresholds, table_slopes
 from tfsr.ops import _loader
 from tfsr.ops.lut_interp import lut_interp_4d, lut_interp_4d_twin
 
@@ -38,7 +38,10 @@ def table_unit(
 
     def unit(levels):
         if rc is not None:
-            levels = rc_read(rc, levels, RC_WINDOWS[pattern])
+            # Fine-tuning: the table's finite-difference slopes carry the gradient to the levels
+            # (the previous stage), as the MLP's slopes do in training.
+            slopes = tf.stop_gradient(table_slopes(rc)) if differentiable else None
+            levels = rc_read(rc, levels, RC_WINDOWS[pattern], slopes)
         index = gather_pattern(levels, pattern)  # (N, H, W, 4)
         if differentiable:
             return lut_interp_4d_twin(index, lut, interval)

@@ -12,11 +12,13 @@ from tfsr.lut.lut_unit import LutUnit
 from tfsr.lut.patterns import RC_WINDOWS, check_pattern, gather_pattern, quantize_levels, run_stages
 from tfsr.lut.rc_module import RcModule
 
+MAX_STAGE_SCALE = 16  # the compiled LutStage kernel's limit
+
 
 def normalize_stages(stages) -> list[dict]:
     """Checks a stage list; returns plain dicts ``{"scale", "patterns", "rc"}``.
 
-    Each stage is a dict with ``scale`` (positive int), ``patterns`` (non-empty string of
+    Each stage is a dict with ``scale`` (positive int, at most ``MAX_STAGE_SCALE``), ``patterns`` (non-empty string of
     distinct letters among S, D, Y) and optionally ``rc`` (bool, default False).
     """
     if not isinstance(stages, Sequence) or isinstance(stages, str) or not stages:
@@ -30,6 +32,11 @@ def normalize_stages(stages) -> list[dict]:
             int_at_least("scale", scale)
         except ValueError as error:
             raise ValueError(f"stage {i}: {error}") from None
+        if scale > MAX_STAGE_SCALE:
+            raise ValueError(
+                f"stage {i}: scale {scale} is above {MAX_STAGE_SCALE} (the compiled stage op's "
+                "limit); split it into stages"
+            )
         if not isinstance(patterns, str) or not patterns or len(set(patterns)) != len(patterns):
             raise ValueError(
                 f"stage {i}: patterns must be a string of distinct letters, got {patterns!r}"

@@ -99,6 +99,16 @@ def rc_read(
     return rc_combine(mapped)
 
 
+def table_slopes(tables: tf.Tensor) -> tf.Tensor:
+    """(K, 256) -> (K, 256): each row's slope along its levels by finite differences (central
+    inside, one-sided at levels 0 and 255), for :func:`rc_read` on tables that have no MLP
+    behind them (LUT fine-tuning)."""
+    first = tables[:, 1:2] - tables[:, :1]
+    inner = (tables[:, 2:] - tables[:, :-2]) / 2.0
+    last = tables[:, -1:] - tables[:, -2:-1]
+    return tf.concat([first, inner, last], axis=1)
+
+
 @keras.saving.register_keras_serializable(package="tfsr")
 class RcModule(keras.layers.Layer):
     """RC module: every position of a ``window x window`` neighbourhood has its own 1-D mapping.

@@ -2,7 +2,8 @@
 
 SR-LUT (Jo and Kim, "Practical Single-Image Super-Resolution Using Look-Up Table", CVPR 2021)
 stores a network of four 8-bit inputs as a table sampled every ``interval`` levels: ``L = 256 /
-interval + 1`` sample points per input (level ``min(i * interval, 255)``), ``L**4`` rows of ``C``
+interval + 1`` sample points per input (level ``i * interval``: the last at 256, one step
+past the top level, so the top cell is as wide as the others), ``L**4`` rows of ``C``
 outputs. A query ``(a, b, c, d)`` is split into MSBs (``v // interval``) and LSBs (``v %
 interval``); the LSBs sorted in decreasing order pick one of the 24 simplices of the hypercube
 cell, whose 5 vertices (start at the MSB corner, then step +1 along the dimensions in that order)
@@ -32,11 +33,18 @@ _FAMILY = "lut_interp"
 
 
 def lut_side(interval: int) -> int:
-    """L, the number of sample points per input for ``interval`` (17 for 16)."""
+    """L, the number of sample points per input for ``interval`` (17 for 16).
+
+    Intervals 1 and 2 are refused: 257**4 and 129**4 points make gigabyte tables, and row
+    indices past the int32 range.
+    """
     if not isinstance(interval, int) or isinstance(interval, bool):
         raise ValueError(f"interval must be an int, got {interval!r}")
-    if not (1 <= interval <= 128 and interval & (interval - 1) == 0):
-        raise ValueError(f"interval must be a power of two in [1, 128], got {interval}")
+    if not (4 <= interval <= 128 and interval & (interval - 1) == 0):
+        raise ValueError(
+            f"interval must be a power of two in [4, 128] (16: the papers' 17**4 tables), got "
+            f"{interval}"
+        )
     return 256 // interval + 1
 
 

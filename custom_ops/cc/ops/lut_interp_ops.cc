@@ -112,7 +112,8 @@ REGISTER_OP("Tfsr>LutInterp4D")
 
 index: (..., 4) 8-bit values in [0, 255].
 lut: (L^4, C) with L = 256 / interval + 1; row ((a * L + b) * L + c) * L + d holds the
-  outputs at the sample point (a, b, c, d) (sample v = min(v * interval, 255)).
+  outputs at the sample point (a, b, c, d) (sample level v * interval; the last, 256, one
+  step past the top level).
 output: (..., C) float32. Each value is split into MSB (v / interval) and LSB (v % interval); the
   LSBs sorted in decreasing order pick one of 24 simplices, whose 5 vertices are weighted by
   integer weights summing to `interval`; output = sum(weight * lut[vertex]) / interval.
