@@ -93,6 +93,25 @@ def test_tiled_meta_sesr_equals_whole_at_non_integer_scales(scale):
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
 
 
+def test_exported_form_of_meta_sesr_pads_like_the_arbitrary_scale_model():
+    """The single-input form ``export.py`` converts (a fixed-scale Meta-SESR) gets the same
+    padding to a whole output size as the two-input model, tiles included."""
+    from tfsr.models.meta_sesr import fixed_scale_meta_sesr
+
+    model = meta_sesr(num_blocks=2, expanded_filters=16, hidden_units=16)
+    rng = np.random.default_rng(3)
+    for w in model.weights:
+        w.assign(rng.normal(0, 0.1, w.shape).astype(np.float32))
+    any_scale = KerasUpscaler(model, 2.5, name="meta")
+    fixed = KerasUpscaler(fixed_scale_meta_sesr(model, 2.5), 2.5, name="meta_x2.5")
+    y = rng.uniform(0, 1, (45, 53, 1)).astype(np.float32)  # 45, 53: not multiples of 2
+    np.testing.assert_allclose(fixed.upscale_y(y), any_scale.upscale_y(y), atol=1e-5)
+    image = _photo(37, 45, seed=5)
+    whole = upscale_image(fixed, image, tile=1000)
+    diff = np.abs(whole.astype(int) - upscale_image(fixed, image, tile=12, margin=8).astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
 def test_run_tiled_irrational_scale_runs_whole():
     calls = []
 

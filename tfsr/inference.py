@@ -75,6 +75,31 @@ class Upscaler:
         """(H, W, C) float32 -> (sH, sW, C); C == ``channels`` unless that is None."""
         raise NotImplementedError
 
+    def _on_whole_grid(self, image: np.ndarray, run) -> np.ndarray:
+        """``run(image)``, on an LR padded to a whole output size where the scale is not whole.
+
+        A model at a non-integer scale ``s = p / q`` (Meta-SESR, at any scale or exported at
+        one) resizes its bilinear residual to the output's size, so it samples at the ratio of
+        the two sizes; where ``s * size`` is not a whole number that is not ``s``, and the
+        residual drifts against the meta-upscale grid by up to 1/s LR pixel at the far edge.
+        So the LR is padded (edge values) to a multiple of q on that axis, where the ratio is
+        exactly ``s`` (training patches always are), and the output cropped to
+        ``floor(s * size)``. This also makes a tile's output a window of the whole image's.
+        Integer scales run as they are.
+        """
+        pads, sizes = [], []
+        for n, s in zip(image.shape[:2], self.scale_pair, strict=True):
+            try:
+                p, q = scale_ratio(s)
+            except ValueError:  # no short ratio: as it is
+                p, q = s, 1
+            pads.append(-n % q if q > 1 else 0)
+            sizes.append(n * p // q if q > 1 else None)
+        if not any(pads):
+            return run(image)
+        padded = np.pad(image, ((0, pads[0]), (0, pads[1]), (0, 0)), mode="edge")
+        return run(padded)[: sizes[0], : sizes[1]]
+
     def _checked_predict(self, image: np.ndarray) -> np.ndarray:
         out = np.asarray(self._predict(np.ascontiguousarray(image, np.float32)))
         if not np.isfinite(out).all():  # would be written as black pixels
@@ -189,8 +214,8 @@ class KerasUpscaler(Upscaler):
 
     A model with a second, (N, 2) input is an arbitrary-scale model (``tfsr.models.meta_sesr``):
     it is called on ``[image, [[scale_v, scale_h]]]`` and runs at any requested scale (which
-    must then be given); an image whose size times the scale is not whole is padded first (see
-    ``_predict_any_scale``).
+    must then be given). At a non-integer scale, an image whose size times the scale is not
+    whole is padded first (``Upscaler._on_whole_grid``), unless the model's input size is fixed.
 
     ``channels`` is the model's input channel count (1: Y-only, 3: RGB). The model's own scale
     is read from its static input and output shapes, or, for fully convolutional models, from
@@ -250,41 +275,26 @@ class KerasUpscaler(Upscaler):
                 f"got an image of {image.shape[0]}x{image.shape[1]}"
             )
         if self.arbitrary_scale:
-            return self._predict_any_scale(image)
-        return self.model(image[None], training=False)[0].numpy()
+            scale = np.asarray([self.scale_pair], np.float32)  # (1, 2)
 
-    def _predict_any_scale(self, image):
-        """An arbitrary-scale model at ``scale_pair``, on an LR padded to a whole output size.
+            def run(x):
+                return self.model([x[None], scale], training=False)[0].numpy()
 
-        Meta-SESR's bilinear residual resizes to the output's size, so it samples at the ratio
-        of the two sizes; where ``s * size`` is not a whole number that is not ``s``, and the
-        residual would drift against the meta-upscale grid by up to 1/s LR pixel at the far
-        edge. For ``s = p / q`` the LR is padded (edge values) to a multiple of q on that axis,
-        where the ratio is exactly ``s`` (training patches always are), and the output cropped
-        to ``floor(s * size)``. This also makes a tile's output a window of the whole image's.
-        """
-        scale = np.asarray([self.scale_pair], np.float32)  # (1, 2)
-        pads, sizes = [], []
-        for n, s in zip(image.shape[:2], self.scale_pair, strict=True):
-            try:
-                p, q = scale_ratio(s)
-            except ValueError:  # no short ratio: as it is
-                p, q = s, 1
-            pads.append(0 if self._fixed_hw is not None or q == 1 else -n % q)
-            sizes.append(n * p // q if q > 1 else None)
-        if not any(pads):
-            return self.model([image[None], scale], training=False)[0].numpy()
-        padded = np.pad(image, ((0, pads[0]), (0, pads[1]), (0, 0)), mode="edge")
-        out = self.model([padded[None], scale], training=False)[0].numpy()
-        return out[: sizes[0], : sizes[1]]
+        else:
+
+            def run(x):
+                return self.model(x[None], training=False)[0].numpy()
+
+        return run(image) if self._fixed_hw is not None else self._on_whole_grid(image, run)
 
 
 class TFLiteUpscaler(Upscaler):
     """A TFLite model, run with ``ai_edge_litert.interpreter.Interpreter``.
 
     The input tensor is resized to each image where the model allows it; otherwise images must
-    have the model's size. int8 / uint8 models get their inputs quantized and outputs
-    dequantized with the tensors' own parameters.
+    have the model's size. At a non-integer scale (a Meta-SESR exported at 2.5, say) images are
+    padded to a whole output size first (``Upscaler._on_whole_grid``). int8 / uint8 models get
+    their inputs quantized and outputs dequantized with the tensors' own parameters.
 
     Args:
         path: the ``.tflite`` file.
@@ -338,6 +348,9 @@ class TFLiteUpscaler(Upscaler):
         self._size = (h, w)
 
     def _predict(self, image):
+        return self._on_whole_grid(image, self._run)
+
+    def _run(self, image):
         h, w = image.shape[:2]
         self._resize_to(h, w)
         detail = self.interpreter.get_input_details()[0]
