@@ -132,7 +132,7 @@ def main(argv):
             scale_h=_SCALE_H.value,
             **tuning,
         )
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # OSError: --out a folder, unwritable, ...
         print(f"export.py: error: {error}".splitlines()[0], file=sys.stderr)
         return 1
     print(

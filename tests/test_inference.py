@@ -197,6 +197,12 @@ def test_unknown_spec_and_missing_files(tmp_path):
     bad.write_text("not a model")
     with pytest.raises(ValueError, match="cannot load tf_keras model"):
         load_upscaler(str(bad), 2)
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "partial.keras", "w") as partial:  # no config.json
+        partial.writestr("metadata.json", "{}")
+    with pytest.raises(ValueError, match="cannot load tf_keras model"):
+        load_upscaler(str(tmp_path / "partial.keras"), 2)
     with pytest.raises(ValueError, match="scale must be positive and finite, got 0"):
         load_upscaler("bicubic", 0)
     with pytest.raises(ValueError, match="scale must be a number or a .vertical, horizontal"):

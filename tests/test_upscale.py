@@ -198,6 +198,14 @@ def test_plan_outputs(tmp_path):
         plan_outputs([str(folder / "a.jpg"), str(tmp_path / "a.png")], str(tmp_path / "out"))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         plan_outputs([str(tmp_path / "nothing.png")], str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        plan_outputs([str(folder / "a.jpg")], str(tmp_path / "a.png"))
+    # An existing output that is an input under another name (a hard link here; a case-folding
+    # file system gives the same).
+    (tmp_path / "linked").mkdir()
+    os.link(folder / "a.jpg", tmp_path / "linked" / "a.png")
+    with pytest.raises(ValueError, match="linked/a.png' is an input image"):
+        plan_outputs([str(folder / "a.jpg")], str(tmp_path / "linked"))
 
 
 def test_upscale_files_reports_bad_files_and_refuses_to_overwrite(tmp_path):
@@ -223,3 +231,14 @@ def test_cli(tmp_path):
     same = run_python(*run, str(tmp_path / "x.png"), f"--out={tmp_path}")
     assert same.returncode != 0
     assert "is an input image" in same.stderr and "Traceback" not in same.stderr
+    # Existing outputs are refused before the model loads (a missing model file is not reached).
+    again = run_python(
+        "-m",
+        "tfsr.upscale",
+        "--model=missing.keras",
+        str(tmp_path / "x.png"),
+        f"--out={tmp_path / 'o'}",
+    )
+    assert again.returncode != 0 and "use --overwrite" in again.stderr, again.stderr
+    zero = run_python(*run, "--tile=0", str(tmp_path / "x.png"), f"--out={tmp_path / 'z'}")
+    assert zero.returncode != 0 and "--tile" in zero.stderr and "Traceback" not in zero.stderr

@@ -39,13 +39,17 @@ if __name__ == "__main__":
 
 import json  # noqa: E402
 
+import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from tfsr.evaluation import evaluate, format_result  # noqa: E402
 from tfsr.inference import load_upscaler, scale_from_flags  # noqa: E402
 
 _MODEL = flags.DEFINE_string(
-    "model", "bicubic", "'bicubic', a .keras/.h5 file, SavedModel folder, .tflite file or name."
+    "model",
+    "bicubic",
+    "'bicubic', a shipped model name, .keras/.h5 file, SavedModel folder, .tflite file or .npz "
+    "(collapsed SESR or LUT tables).",
 )
 _DATA = flags.DEFINE_list("data", None, "Comma-separated data folders (HR/ + LR_bicubic/, or HR).")
 _SCALE = flags.DEFINE_float(
@@ -57,7 +61,9 @@ _SCALE = flags.DEFINE_float(
 _SCALE_V = flags.DEFINE_float("scale_v", None, "Vertical factor (with --scale_h; default --scale).")
 _SCALE_H = flags.DEFINE_float("scale_h", None, "Horizontal factor (with --scale_v).")
 _CROP_BORDER = flags.DEFINE_integer(
-    "crop_border", None, "Pixels cropped from every side before measuring (default: the scale)."
+    "crop_border",
+    None,
+    "Pixels cropped from every side before measuring (default: the scale, rounded up).",
 )
 _JSON = flags.DEFINE_bool("json", False, "Print the results as JSON on the last line.")
 
@@ -85,8 +91,10 @@ def main(argv):
             )
             print(format_result(result), flush=True)
             results.append(result)
-    except (ValueError, OSError) as error:
-        sys.exit(f"tfsr.evaluate: {error}")
+    except (ValueError, OSError, RuntimeError, MemoryError, tf.errors.OpError) as error:
+        # RuntimeError: LiteRT's; OpError: TensorFlow's on an image the model cannot take.
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        sys.exit(f"tfsr.evaluate: {message or type(error).__name__}")
     if _JSON.value:
         print(json.dumps(results[0] if len(results) == 1 else results))
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -493,7 +494,8 @@ def load_keras_model(path: str):
     importlib.import_module("tfsr.models.registry").model_names()
     try:
         return keras.models.load_model(path, compile=False)
-    except (OSError, ValueError, TypeError) as error:
+    # KeyError, BadZipFile: a .keras zip that is truncated or lacks its config.json.
+    except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
         raise ValueError(f"cannot load tf_keras model {path}: {error}") from error
 
 

@@ -25,12 +25,16 @@ from tfsr.inference import load_upscaler, scale_from_flags  # noqa: E402
 from tfsr.upscaling import (  # noqa: E402
     DEFAULT_MARGIN,
     DEFAULT_TILE,
+    check_outputs_free,
     plan_outputs,
     upscale_files,
 )
 
 _MODEL = flags.DEFINE_string(
-    "model", "sesr_m5_x2", "Shipped model name, .keras/.h5 file, .tflite file, or 'bicubic'."
+    "model",
+    "sesr_m5_x2",
+    "Shipped model name, .keras/.h5 file, SavedModel folder, .tflite file, .npz (collapsed SESR "
+    "or LUT tables), or 'bicubic'.",
 )
 _OUT = flags.DEFINE_string("out", None, "Output folder (created if missing).")
 _SCALE = flags.DEFINE_float(
@@ -38,11 +42,12 @@ _SCALE = flags.DEFINE_float(
 )
 _SCALE_V = flags.DEFINE_float("scale_v", None, "Vertical factor (with --scale_h; default --scale).")
 _SCALE_H = flags.DEFINE_float("scale_h", None, "Horizontal factor (with --scale_v).")
-_TILE = flags.DEFINE_integer("tile", DEFAULT_TILE, "LR tile side for large images.")
+_TILE = flags.DEFINE_integer("tile", DEFAULT_TILE, "LR tile side for large images.", lower_bound=1)
 _MARGIN = flags.DEFINE_integer(
     "margin",
     DEFAULT_MARGIN,
     "LR context pixels around each tile (>= the model's receptive radius).",
+    lower_bound=0,
 )
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
 
@@ -55,6 +60,7 @@ def main(argv):
         sys.exit("tfsr.upscale: --out is required (the output folder)")
     try:
         pairs = plan_outputs(inputs, _OUT.value)
+        check_outputs_free(pairs, _OVERWRITE.value)  # before loading the model
         scale = scale_from_flags(_SCALE.value, _SCALE_V.value, _SCALE_H.value)
         upscaler = load_upscaler(_MODEL.value, scale)
         failures = upscale_files(

@@ -127,6 +127,7 @@ def upscale_image(
 
     x = image.astype(np.float32) / 255.0
     if image.ndim == 2:
+        x = x[..., None]
         if upscaler.channels == 3:  # an RGB model: run on R = G = B, made grey again
 
             def run(piece):
@@ -134,10 +135,17 @@ def upscale_image(
 
         else:
             run = upscaler.upscale_y
-        out = run_tiled(run, x[..., None], upscaler.scale_pair, tile=tile, margin=margin)[..., 0]
     else:
-        out = run_tiled(upscaler.upscale_rgb, x, upscaler.scale_pair, tile=tile, margin=margin)
-    out = np.asarray(to_uint8(np.asarray(out, np.float64) * 255.0))
+        run = upscaler.upscale_rgb
+
+    def run_uint8(piece):
+        # Each tile becomes uint8 at once (the same values as rounding the whole image): the
+        # output is assembled at 1 byte a value, not as float copies of the whole result.
+        return np.asarray(to_uint8(np.asarray(run(piece), np.float64) * 255.0))
+
+    out = run_tiled(run_uint8, x, upscaler.scale_pair, tile=tile, margin=margin)
+    if image.ndim == 2:
+        out = out[..., 0]
     if alpha is not None:
         big_alpha = imresize(alpha, upscaler.scale_pair)[: out.shape[0], : out.shape[1]]
         out = np.concatenate([out, np.asarray(big_alpha)[..., None]], axis=-1)
@@ -149,8 +157,12 @@ def plan_outputs(inputs: list[str], out_dir: str) -> list[tuple[str, str]]:
 
     Raises:
         FileNotFoundError: an input that does not exist.
-        ValueError: no image found, two inputs with the same output, or an output that is an input.
+        ValueError: no image found, two inputs with the same output, an output that is an input
+            (by path, or an existing file that is the same file: a case-insensitive file
+            system), or an ``out_dir`` that is a file.
     """
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out {out_dir!r} is a file, not a folder")
     pairs = []
     for item in inputs:
         if os.path.isdir(item):
@@ -172,10 +184,22 @@ def plan_outputs(inputs: list[str], out_dir: str) -> list[tuple[str, str]]:
             raise ValueError(f"{seen[key]!r} and {src!r} would both be written to {dst!r}")
         seen[key] = src
     sources = {os.path.realpath(src) for src, _ in pairs}
+    inodes = {(st.st_dev, st.st_ino) for st in (os.stat(src) for src, _ in pairs)}
     for _, dst in pairs:
-        if os.path.realpath(dst) in sources:
+        same_file = os.path.exists(dst) and (os.stat(dst).st_dev, os.stat(dst).st_ino) in inodes
+        if os.path.realpath(dst) in sources or same_file:
             raise ValueError(f"output {dst!r} is an input image; choose another --out")
     return pairs
+
+
+def check_outputs_free(pairs: list[tuple[str, str]], overwrite: bool) -> None:
+    """Raises FileExistsError when some output exists and not ``overwrite``."""
+    if not overwrite:
+        existing = [dst for _, dst in pairs if os.path.exists(dst)]
+        if existing:
+            raise FileExistsError(
+                f"{len(existing)} output file(s) exist, e.g. {existing[0]!r}; use --overwrite"
+            )
 
 
 # What one image can raise without the others being affected: unreadable or unwritable files
@@ -194,12 +218,7 @@ def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin
     Raises:
         FileExistsError: some output exists and not ``overwrite`` (checked before any work).
     """
-    if not overwrite:
-        existing = [dst for _, dst in pairs if os.path.exists(dst)]
-        if existing:
-            raise FileExistsError(
-                f"{len(existing)} output file(s) exist, e.g. {existing[0]!r}; use --overwrite"
-            )
+    check_outputs_free(pairs, overwrite)
     failures = []
     for src, dst in tqdm(pairs, desc="upscaling", unit="image", disable=len(pairs) < 2):
         try:
