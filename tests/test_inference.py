@@ -55,6 +55,15 @@ def y_model_path(tmp_path_factory):
     return path
 
 
+def test_a_finished_run_folder_loads_its_model(images, y_model_path, tmp_path):
+    import shutil
+
+    shutil.copy(y_model_path, tmp_path / "model.keras")
+    up = load_upscaler(str(tmp_path), 2)
+    assert isinstance(up, KerasUpscaler) and up.name == str(tmp_path)
+    np.testing.assert_allclose(up.upscale_y(images[1])[..., 0], _nearest(images[1]), atol=1e-7)
+
+
 def test_bicubic(images):
     rgb, y = images
     up = load_upscaler("bicubic", 2)

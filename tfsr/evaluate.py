@@ -48,8 +48,8 @@ from tfsr.inference import load_upscaler, scale_from_flags  # noqa: E402
 _MODEL = flags.DEFINE_string(
     "model",
     "bicubic",
-    "'bicubic', a shipped model name, .keras/.h5 file, SavedModel folder, .tflite file or .npz "
-    "(collapsed SESR or LUT tables).",
+    "'bicubic', a shipped model name, .keras/.h5 file, SavedModel folder, finished train.py run "
+    "folder, .tflite file or .npz (collapsed SESR or LUT tables).",
 )
 _DATA = flags.DEFINE_list("data", None, "Comma-separated data folders (HR/ + LR_bicubic/, or HR).")
 _SCALE = flags.DEFINE_float(

@@ -34,6 +34,9 @@ import tensorflow as tf
 from tfsr.data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from tfsr.data.imresize import imresize, scale_name, scale_pair, scale_ratio
 
+# The inference model a finished train.py run leaves in its folder.
+RUN_MODEL_FILENAME = "model.keras"
+
 __all__ = [
     "BicubicUpscaler",
     "KerasUpscaler",
@@ -544,6 +547,20 @@ register_upscaler_kind(
 register_upscaler_kind("tflite", "a .tflite file", lambda s: s.endswith(".tflite"), _load_tflite)
 register_upscaler_kind(
     "pretrained", "a shipped pretrained name", _is_pretrained_name, _load_pretrained
+)
+
+
+def _is_run_folder(spec: str) -> bool:
+    return os.path.isdir(spec) and os.path.isfile(os.path.join(spec, RUN_MODEL_FILENAME))
+
+
+def _load_run(spec: str, scale) -> Upscaler:
+    path = os.path.join(spec, RUN_MODEL_FILENAME)
+    return KerasUpscaler(load_keras_model(path), scale, name=spec)
+
+
+register_upscaler_kind(
+    "run", f"a finished train.py run folder (its {RUN_MODEL_FILENAME})", _is_run_folder, _load_run
 )
 
 

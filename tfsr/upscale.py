@@ -33,8 +33,8 @@ from tfsr.upscaling import (  # noqa: E402
 _MODEL = flags.DEFINE_string(
     "model",
     "sesr_m5_x2",
-    "Shipped model name, .keras/.h5 file, SavedModel folder, .tflite file, .npz (collapsed SESR "
-    "or LUT tables), or 'bicubic'.",
+    "Shipped model name, .keras/.h5 file, SavedModel folder, finished train.py run folder, "
+    ".tflite file, .npz (collapsed SESR or LUT tables), or 'bicubic'.",
 )
 _OUT = flags.DEFINE_string("out", None, "Output folder (created if missing).")
 _SCALE = flags.DEFINE_float(

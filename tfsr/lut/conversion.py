@@ -23,6 +23,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfsr.checks import int_at_least
+from tfsr.inference import RUN_MODEL_FILENAME
 from tfsr.lut.lut_file import LutTables, save_lut_file
 from tfsr.lut.lut_model import LutModel
 from tfsr.lut.networks import LutNet, find_lut_net
@@ -116,7 +117,7 @@ def load_run_net(run_dir: str, log=print) -> LutNet:
     else the net restored from its latest checkpoint (to look at a run still training)."""
     from tfsr.inference import load_keras_model
 
-    path = os.path.join(run_dir, "model.keras")
+    path = os.path.join(run_dir, RUN_MODEL_FILENAME)
     if os.path.isfile(path):
         model = load_keras_model(path)
     elif os.path.isdir(os.path.join(run_dir, "checkpoints")):

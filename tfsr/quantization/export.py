@@ -71,6 +71,7 @@ import numpy as np
 import tf_keras as keras
 
 from tfsr.checks import int_at_least
+from tfsr.inference import RUN_MODEL_FILENAME
 from tfsr.quantization import convert as _convert
 from tfsr.quantization import qat
 
@@ -85,7 +86,6 @@ DEFAULT_QAT_STEPS = 0
 # Batches (of 16 LR patches of 64x64) the reconstruction searches ranges and refits kernels on:
 # on sesr_m5_relu_x2, 8 batches take ~55 s and give what 16 give (Set5 -0.088..-0.091 dB).
 RECONSTRUCT_BATCHES = 8
-RUN_MODEL_FILENAME = "model.keras"
 
 
 # ---------------------------------------------------------------------------------------------

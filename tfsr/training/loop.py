@@ -14,6 +14,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfsr.atomic_file import atomic_output
+from tfsr.inference import RUN_MODEL_FILENAME
 from tfsr.models.registry import get_model_spec
 from tfsr.progress import step_bar
 from tfsr.training.config import (
@@ -27,7 +28,6 @@ from tfsr.training.signals import StopRequest
 
 log = logging.getLogger("tfsr.training")
 
-INFERENCE_MODEL_FILENAME = "model.keras"
 RESULTS_FILENAME = "results.json"
 
 
@@ -412,7 +412,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
     if not trainer.is_chief:  # the chief writes the model and the results
         return result
     inference = trainer.spec.inference_model(trainer.model)
-    path = os.path.join(config.out_dir, INFERENCE_MODEL_FILENAME)
+    path = os.path.join(config.out_dir, RUN_MODEL_FILENAME)
     with atomic_output(path) as tmp:
         inference.save(tmp)
     result.inference_model_path = path
