@@ -427,8 +427,10 @@ def load_upscaler(spec: str, scale=None) -> Upscaler:
 
     Args:
         spec: ``"bicubic"``; a tf_keras model file (``.keras``, ``.h5``) or SavedModel folder;
-            a ``.tflite`` file; or the name of a shipped pretrained model
-            (``tfsr.models.pretrained_names()``).
+            a finished ``train.py`` run folder; a ``.tflite`` file; a tfsr ``.npz`` (collapsed
+            SESR or LUT tables); or the name of a shipped pretrained model
+            (``tfsr.models.pretrained_names()``). Other packages add kinds with
+            :func:`register_upscaler_kind`.
         scale: an int, a float or a (vertical, horizontal) pair. Fixed-scale models check it
             against their own scale where they know it; None means the model's own scale
             (an error for bicubic and for models whose scale cannot be found out).
