@@ -131,6 +131,11 @@ def test_grey_stays_grey_and_alpha_is_kept(sesr_upscaler):
     out = upscale_image(sesr_upscaler, rgba)
     assert out.shape == (40, 48, 4)
     assert (out[..., 3] == 77).all()  # bicubic of a constant is the constant
+    # Grey with alpha: the grey path (the same pixels as without alpha), alpha beside it.
+    la = np.stack([grey, np.full_like(grey, 77)], axis=-1)
+    out = upscale_image(sesr_upscaler, la)
+    assert out.shape == (40, 48, 2) and (out[..., 1] == 77).all()
+    np.testing.assert_array_equal(out[..., 0], upscale_image(sesr_upscaler, grey))
     with pytest.raises(ValueError, match="expected a uint8 image"):
         upscale_image(sesr_upscaler, grey.astype(np.float32))
 

@@ -107,7 +107,7 @@ def upscale_image(
 
     Args:
         upscaler: from :func:`tfsr.inference.load_upscaler`.
-        image: uint8 (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA.
+        image: uint8 (H, W) grey, (H, W, 2) grey and alpha, (H, W, 3) RGB or (H, W, 4) RGBA.
         tile, margin: see :func:`run_tiled`.
 
     Returns:
@@ -117,13 +117,15 @@ def upscale_image(
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (1, 3, 4))):
-        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got {image.shape}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (1, 2, 3, 4))):
+        raise ValueError(
+            f"expected an (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) image, got {image.shape}"
+        )
+    alpha = None
+    if image.ndim == 3 and image.shape[-1] in (2, 4):
+        image, alpha = image[..., :-1], image[..., -1]
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    alpha = None
-    if image.ndim == 3 and image.shape[-1] == 4:
-        image, alpha = image[..., :3], image[..., 3]
 
     x = image.astype(np.float32) / 255.0
     if image.ndim == 2:
@@ -148,7 +150,7 @@ def upscale_image(
         out = out[..., 0]
     if alpha is not None:
         big_alpha = imresize(alpha, upscaler.scale_pair)[: out.shape[0], : out.shape[1]]
-        out = np.concatenate([out, np.asarray(big_alpha)[..., None]], axis=-1)
+        out = np.concatenate([np.atleast_3d(out), np.asarray(big_alpha)[..., None]], axis=-1)
     return out
 
 
@@ -222,8 +224,10 @@ def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin
     failures = []
     for src, dst in tqdm(pairs, desc="upscaling", unit="image", disable=len(pairs) < 2):
         try:
+            # (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3) or (H, W, 4); alpha only where
+            # some pixel is not opaque for grey files.
             image = read_image(src, keep_alpha=True, keep_grey=True, exif_rotate=True)
-            if image.ndim == 3 and (image[..., 3] == 255).all():
+            if image.ndim == 3 and image.shape[-1] == 4 and (image[..., 3] == 255).all():
                 image = image[..., :3]  # opaque: nothing to keep
             result = upscale_image(upscaler, image, tile=tile, margin=margin)
             os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)

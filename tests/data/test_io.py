@@ -110,7 +110,8 @@ def test_read_png_colour_key_transparency_as_alpha(tmp_path, mode):
     image.save(tmp_path / "key.png", transparency=key)
     assert Image.open(tmp_path / "key.png").mode == mode
     out = read_image(tmp_path / "key.png", keep_alpha=True, keep_grey=True)
-    np.testing.assert_array_equal(out[..., 3], [[0, 255], [255, 0]])
+    assert out.shape == (2, 2, 2 if mode == "L" else 4)  # grey and alpha, or RGBA
+    np.testing.assert_array_equal(out[..., -1], [[0, 255], [255, 0]])
     np.testing.assert_array_equal(out[..., 0], values)
     assert read_image(tmp_path / "key.png").shape == (2, 2, 3)  # dropped without keep_alpha
 
@@ -218,10 +219,12 @@ def test_write_failure_leaves_no_file(tmp_path, monkeypatch):
 def test_write_errors(tmp_path):
     with pytest.raises(ValueError, match=r"x\.tiff.*\.png"):
         write_image(tmp_path / "x.tiff", _rgb())
-    with pytest.raises(ValueError, match=r"shape.*\(5, 7, 2\)"):
-        write_image(tmp_path / "x.png", np.zeros((5, 7, 2), np.uint8))
+    with pytest.raises(ValueError, match=r"shape.*\(5, 7, 5\)"):
+        write_image(tmp_path / "x.png", np.zeros((5, 7, 5), np.uint8))
     with pytest.raises(ValueError, match="JPEG cannot store an alpha channel"):
         write_image(tmp_path / "x.jpg", np.zeros((5, 7, 4), np.uint8))
+    with pytest.raises(ValueError, match="BMP cannot store an alpha channel"):
+        write_image(tmp_path / "x.bmp", np.zeros((5, 7, 2), np.uint8))
     with pytest.raises(ValueError, match="NaN"):
         write_image(tmp_path / "x.png", np.full((2, 2), np.nan))
     with pytest.raises(ValueError, match=r"0\.\.255.*-1\.\.300"):
@@ -244,11 +247,15 @@ def test_keep_grey_returns_the_grey_band(tmp_path):
     alpha = np.full_like(grey, 7)
     Image.fromarray(np.stack([grey, alpha], -1), "LA").save(tmp_path / "la.png")
     assert read_image(str(tmp_path / "la.png"), keep_grey=True).shape == (12, 10)
-    assert read_image(str(tmp_path / "la.png"), keep_alpha=True, keep_grey=True).shape == (
-        12,
-        10,
-        4,
+    la = read_image(str(tmp_path / "la.png"), keep_alpha=True, keep_grey=True)
+    np.testing.assert_array_equal(la, np.stack([grey, alpha], -1))
+    write_image(tmp_path / "la_out.png", la)  # written back as an LA PNG
+    assert Image.open(tmp_path / "la_out.png").mode == "LA"
+    np.testing.assert_array_equal(
+        read_image(str(tmp_path / "la_out.png"), keep_alpha=True, keep_grey=True), la
     )
+    write_image(tmp_path / "la_out.webp", la, quality=100)  # WebP: as RGBA
+    assert read_image(str(tmp_path / "la_out.webp"), keep_alpha=True).shape == (12, 10, 4)
     # An RGB file whose channels happen to be equal is still colour.
     Image.fromarray(np.stack([grey] * 3, -1), "RGB").save(tmp_path / "rgb.png")
     assert read_image(str(tmp_path / "rgb.png"), keep_grey=True).shape == (12, 10, 3)

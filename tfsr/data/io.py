@@ -131,13 +131,15 @@ def read_image(
         path: the image file (PNG, JPEG, BMP, WebP, or anything else Pillow decodes).
         keep_alpha: return four channels, RGBA; images without alpha get an opaque (255) one.
         keep_grey: a file with one grey colour band comes back as (H, W), its own values (not
-            R = G = B), unless ``keep_alpha`` and some pixel is not opaque (then RGBA, as above).
+            R = G = B); with ``keep_alpha`` and some pixel not opaque, as (H, W, 2): grey and
+            alpha.
         exif_rotate: apply the file's EXIF orientation (a phone photo stored sideways comes back
             upright, as image viewers show it). Off by default: benchmark pixels are read as
             stored.
 
     Returns:
-        ``uint8`` array of shape (H, W, 3), or (H, W, 4) with ``keep_alpha``.
+        ``uint8`` array of shape (H, W, 3), or (H, W, 4) with ``keep_alpha``; with
+        ``keep_grey``, a grey file gives (H, W), or (H, W, 2) (see above).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -160,6 +162,8 @@ def read_image(
         raise ImageReadError(f"cannot read image {path!r}: {error}") from error
     if grey and (pixels.shape[-1] == 3 or (pixels[..., 3] == 255).all()):
         return np.ascontiguousarray(pixels[..., 0])
+    if grey:  # and some pixel is not opaque
+        return np.ascontiguousarray(pixels[..., [0, 3]])
     return pixels
 
 
@@ -218,7 +222,8 @@ def write_image(
     Args:
         path: destination, ending in .png, .jpg/.jpeg, .bmp or .webp (any case). Its folder must
             exist.
-        array: (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image (NumPy array or eager tensor):
+        array: (H, W), (H, W, 1), (H, W, 2) (grey and alpha), (H, W, 3) or (H, W, 4) image
+            (NumPy array or eager tensor):
             ``uint8``, integers in 0..255, or float in [0, 1] (clipped, then scaled by 255 and
             rounded half away from zero, as MATLAB's ``im2uint8`` does).
         overwrite: replace an existing file. With False, an existing file raises
@@ -242,12 +247,12 @@ def write_image(
     pixels = _as_uint8(array)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
-    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[-1] in (3, 4))):
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[-1] in (2, 3, 4))):
         raise ValueError(
-            f"expected an image of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
+            f"expected an image of shape (H, W), (H, W, 1), (H, W, 2), (H, W, 3) or (H, W, 4), "
             f"got {pixels.shape}"
         )
-    if pixels.ndim == 3 and pixels.shape[-1] == 4 and fmt in ("JPEG", "BMP"):
+    if pixels.ndim == 3 and pixels.shape[-1] in (2, 4) and fmt in ("JPEG", "BMP"):
         raise ValueError(f"{fmt} cannot store an alpha channel ({path!r}); use .png or .webp")
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must lie in 1..100, got {quality}")
@@ -265,7 +270,10 @@ def write_image(
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
-            Image.fromarray(np.ascontiguousarray(pixels)).save(handle, format=fmt, **options)
+            image = Image.fromarray(np.ascontiguousarray(pixels))
+            if image.mode == "LA" and fmt == "WEBP":  # WebP has no grey mode
+                image = image.convert("RGBA")
+            image.save(handle, format=fmt, **options)
             handle.flush()
             os.fsync(handle.fileno())
         if overwrite:
