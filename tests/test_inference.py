@@ -55,13 +55,19 @@ def y_model_path(tmp_path_factory):
     return path
 
 
-def test_a_finished_run_folder_loads_its_model(images, y_model_path, tmp_path):
+def test_a_finished_run_folder_loads_its_model(images, y_model_path, tmp_path, monkeypatch):
     import shutil
 
     shutil.copy(y_model_path, tmp_path / "model.keras")
     up = load_upscaler(str(tmp_path), 2)
     assert isinstance(up, KerasUpscaler) and up.name == str(tmp_path)
     np.testing.assert_allclose(up.upscale_y(images[1])[..., 0], _nearest(images[1]), atol=1e-7)
+    # A run folder named like a shipped model comes first (as for export.py and --init_from).
+    (tmp_path / "sesr_m5_x2").mkdir()
+    shutil.copy(y_model_path, tmp_path / "sesr_m5_x2" / "model.keras")
+    monkeypatch.chdir(tmp_path)
+    local = load_upscaler("sesr_m5_x2", 2)
+    np.testing.assert_allclose(local.upscale_y(images[1])[..., 0], _nearest(images[1]), atol=1e-7)
 
 
 def test_bicubic(images):

@@ -39,11 +39,11 @@ if __name__ == "__main__":
 
 import json  # noqa: E402
 
-import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from tfsr.evaluation import evaluate, format_result  # noqa: E402
 from tfsr.inference import load_upscaler, scale_from_flags  # noqa: E402
+from tfsr.upscaling import PER_IMAGE_ERRORS, one_line  # noqa: E402
 
 _MODEL = flags.DEFINE_string(
     "model",
@@ -91,10 +91,8 @@ def main(argv):
             )
             print(format_result(result), flush=True)
             results.append(result)
-    except (ValueError, OSError, RuntimeError, MemoryError, tf.errors.OpError) as error:
-        # RuntimeError: LiteRT's; OpError: TensorFlow's on an image the model cannot take.
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        sys.exit(f"tfsr.evaluate: {message or type(error).__name__}")
+    except PER_IMAGE_ERRORS as error:  # also LiteRT's RuntimeError, TensorFlow's OpError
+        sys.exit(f"tfsr.evaluate: {one_line(error)}")
     if _JSON.value:
         print(json.dumps(results[0] if len(results) == 1 else results))
 

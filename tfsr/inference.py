@@ -1,4 +1,5 @@
-"""Upscalers: one interface over bicubic, saved tf_keras models, TFLite files and shipped models.
+"""Upscalers: one interface over bicubic, saved tf_keras models, train.py run folders, TFLite
+files, tfsr ``.npz`` models (collapsed SESR, LUT tables) and shipped models.
 
 An :class:`Upscaler` turns an LR image into an SR image at its scale. Images are float32 in
 [0, 1], channels last, one image at a time (no batch axis):
@@ -13,6 +14,8 @@ Outputs are clipped to [0, 1]. :func:`load_upscaler` builds one from a string::
     up = load_upscaler("bicubic", scale=2)
     up = load_upscaler("runs/sesr/model.keras", scale=2)
     up = load_upscaler("sesr_m5_x2_int8.tflite", scale=2)
+    up = load_upscaler("runs/sesr_m5_x2", scale=2)   # a finished run folder
+    up = load_upscaler("rclut_x4.npz", scale=4)      # LUT tables (or a collapsed SESR)
     up = load_upscaler("sesr_m5_x2", scale=2)        # a shipped pretrained model
 
 Each kind of spec is one :func:`register_upscaler_kind` call (a test on the spec string and a
@@ -33,9 +36,7 @@ import tensorflow as tf
 
 from tfsr.data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from tfsr.data.imresize import imresize, scale_name, scale_pair, scale_ratio
-
-# The inference model a finished train.py run leaves in its folder.
-RUN_MODEL_FILENAME = "model.keras"
+from tfsr.run_files import RUN_MODEL_FILENAME, run_model_path
 
 __all__ = [
     "BicubicUpscaler",
@@ -523,6 +524,8 @@ def _load_tflite(spec: str, scale) -> Upscaler:
 def _is_pretrained_name(spec: str) -> bool:
     from tfsr.models.pretrained import is_pretrained_name
 
+    if os.path.exists(spec):  # a local file or folder of that name comes first
+        return False
     importlib.import_module("tfsr.models")  # the model families register their names
     return is_pretrained_name(spec)
 
@@ -552,17 +555,15 @@ register_upscaler_kind(
 )
 
 
-def _is_run_folder(spec: str) -> bool:
-    return os.path.isdir(spec) and os.path.isfile(os.path.join(spec, RUN_MODEL_FILENAME))
-
-
 def _load_run(spec: str, scale) -> Upscaler:
-    path = os.path.join(spec, RUN_MODEL_FILENAME)
-    return KerasUpscaler(load_keras_model(path), scale, name=spec)
+    return KerasUpscaler(load_keras_model(run_model_path(spec)), scale, name=spec)
 
 
 register_upscaler_kind(
-    "run", f"a finished train.py run folder (its {RUN_MODEL_FILENAME})", _is_run_folder, _load_run
+    "run",
+    f"a finished train.py run folder (its {RUN_MODEL_FILENAME}; for a LUT run, the float net)",
+    lambda s: run_model_path(s) is not None,
+    _load_run,
 )
 
 

@@ -164,7 +164,7 @@ def plan_outputs(inputs: list[str], out_dir: str) -> list[tuple[str, str]]:
             system), or an ``out_dir`` that is a file.
     """
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"--out {out_dir!r} is a file, not a folder")
+        raise ValueError(f"the output folder {out_dir!r} is a file")
     pairs = []
     for item in inputs:
         if os.path.isdir(item):
@@ -208,7 +208,13 @@ def check_outputs_free(pairs: list[tuple[str, str]], overwrite: bool) -> None:
 # (ImageReadError is a ValueError), an image the model cannot take (a model of fixed size,
 # ValueError), and the runtimes' own errors (TensorFlow's OpError, LiteRT's RuntimeError, out of
 # memory on a huge image).
-_PER_IMAGE_ERRORS = (ValueError, OSError, RuntimeError, MemoryError, tf.errors.OpError)
+PER_IMAGE_ERRORS = (ValueError, OSError, RuntimeError, MemoryError, tf.errors.OpError)
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin=DEFAULT_MARGIN):
@@ -232,7 +238,6 @@ def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin
             result = upscale_image(upscaler, image, tile=tile, margin=margin)
             os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
             write_image(dst, result, overwrite=overwrite)
-        except _PER_IMAGE_ERRORS as error:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            failures.append((src, message or type(error).__name__))
+        except PER_IMAGE_ERRORS as error:
+            failures.append((src, one_line(error)))
     return failures

@@ -267,6 +267,12 @@ def _usable(
     return usable, small
 
 
+def _check_patch_sizes(lr_patch_size, hr_patch_size) -> None:
+    if (lr_patch_size is None) == (hr_patch_size is None):
+        raise ValueError("give exactly one of lr_patch_size and hr_patch_size")
+    int_at_least("patch size", lr_patch_size or hr_patch_size)
+
+
 def count_training_images(
     source: ImageSource | str,
     scales: Sequence[float | tuple[float, float]],
@@ -279,6 +285,7 @@ def count_training_images(
     :func:`multiscale_sr_patches` with these arguments would train on: those at least one HR
     patch in size at every scale. Reads the image headers only."""
     source = source_from_spec(source) if isinstance(source, str) else source
+    _check_patch_sizes(lr_patch_size, hr_patch_size)
     geometries = [_geometry(s, lr_patch_size, hr_patch_size) for s in scales]
     factors = (1.0,) + shrink_factors("scale_augment", scale_augment)
     return len(_usable(source.sizes(), geometries, factors)[0])
@@ -412,9 +419,7 @@ def _build(
         raise TypeError(
             f"source must be an ImageSource or a source spec string, got {type(source).__name__}"
         )
-    if (lr_patch_size is None) == (hr_patch_size is None):
-        raise ValueError("give exactly one of lr_patch_size and hr_patch_size")
-    int_at_least("patch size", lr_patch_size or hr_patch_size)
+    _check_patch_sizes(lr_patch_size, hr_patch_size)
     int_at_least("batch_size", batch_size)
     int_at_least("patches_per_image", patches_per_image)
     if channels not in _CHANNELS:

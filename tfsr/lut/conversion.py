@@ -23,12 +23,12 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfsr.checks import int_at_least
-from tfsr.inference import RUN_MODEL_FILENAME
 from tfsr.lut.lut_file import LutTables, save_lut_file
 from tfsr.lut.lut_model import LutModel
 from tfsr.lut.networks import LutNet, find_lut_net
 from tfsr.ops.lut_interp import lut_side
 from tfsr.progress import step_bar
+from tfsr.run_files import run_model_path
 
 
 def transfer(net: LutNet, interval: int = 16) -> LutTables:
@@ -117,8 +117,8 @@ def load_run_net(run_dir: str, log=print) -> LutNet:
     else the net restored from its latest checkpoint (to look at a run still training)."""
     from tfsr.inference import load_keras_model
 
-    path = os.path.join(run_dir, RUN_MODEL_FILENAME)
-    if os.path.isfile(path):
+    path = run_model_path(run_dir)
+    if path is not None:
         model = load_keras_model(path)
     elif os.path.isdir(os.path.join(run_dir, "checkpoints")):
         from tfsr.training.snapshot import load_run_model

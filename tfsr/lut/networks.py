@@ -18,8 +18,9 @@ MAX_STAGE_SCALE = 16  # the compiled LutStage kernel's limit
 def normalize_stages(stages) -> list[dict]:
     """Checks a stage list; returns plain dicts ``{"scale", "patterns", "rc"}``.
 
-    Each stage is a dict with ``scale`` (positive int, at most ``MAX_STAGE_SCALE``), ``patterns`` (non-empty string of
-    distinct letters among S, D, Y) and optionally ``rc`` (bool, default False).
+    Each stage is a dict with ``scale`` (positive int, at most ``MAX_STAGE_SCALE``),
+    ``patterns`` (non-empty string of distinct letters among S, D, Y) and optionally ``rc``
+    (bool, default False).
     """
     if not isinstance(stages, Sequence) or isinstance(stages, str) or not stages:
         raise ValueError(f"stages must be a non-empty list of dicts, got {stages!r}")

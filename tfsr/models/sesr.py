@@ -352,8 +352,12 @@ def _is_collapsed_pair(source: keras.layers.Layer, target: keras.layers.Layer) -
 def _shapes_fit(weights, target: keras.layers.Layer, collapsed: bool) -> tuple[list, list]:
     """Shapes of the ``weights`` to copy and of what ``target`` takes: its weights, or with
     ``collapsed`` (a collapsed block into a training block), its collapsed kernel and bias."""
-    target_weights = target.collapse() if collapsed else target.weights
-    return [tuple(w.shape) for w in weights], [tuple(w.shape) for w in target_weights]
+    if collapsed:
+        k, c_in = target.kernel_size, target.input_spec.axes[-1]
+        target_shapes = [(k, k, c_in, target.filters), (target.filters,)]
+    else:
+        target_shapes = [tuple(w.shape) for w in target.weights]
+    return [tuple(w.shape) for w in weights], target_shapes
 
 
 def init_from(dst: keras.Model, src: keras.Model, *, body_only: bool = False) -> list[str]:

@@ -35,8 +35,8 @@ _FAMILY = "lut_interp"
 def lut_side(interval: int) -> int:
     """L, the number of sample points per input for ``interval`` (17 for 16).
 
-    Intervals 1 and 2 are refused: 257**4 and 129**4 points make gigabyte tables, and row
-    indices past the int32 range.
+    Intervals 1 and 2 are refused (here and by the compiled ops): 257**4 and 129**4 points per
+    table are gigabytes, and interval 1's row indices pass the int32 range of the pure-TF twin.
     """
     if not isinstance(interval, int) or isinstance(interval, bool):
         raise ValueError(f"interval must be an int, got {interval!r}")

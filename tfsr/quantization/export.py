@@ -26,8 +26,8 @@ Measured choices (Set5 / Set14 int8 loss against float at 1920x1080, ``python ex
   and kernels refitted and re-rounded against the float model's outputs on 8 calibration
   batches. sesr_m5_relu_x2: -0.089 / -0.046 (whole export 82 s, 2.9 GB peak); sesr_m5_x2
   (PReLU; the 60k-step model before its scale-augmented fine-tune): -0.123 / -0.063 (the
-  shipped, fine-tuned one: -0.132 / -0.074, README). QAT afterwards (2000 steps at 1e-5, ranges frozen) does not add to
-  it on these models: ReLU -0.093 / -0.052, PReLU -0.121 / -0.063; nor did QAT with a float-model
+  shipped, fine-tuned one: -0.132 / -0.074, README). QAT afterwards (2000 steps at 1e-5,
+  ranges frozen) does not add to it on these models: ReLU -0.093 / -0.052, PReLU -0.121 / -0.063; nor did QAT with a float-model
   distillation loss (lr 1e-5: unchanged; 1e-4: worse). So the default is no QAT
   (``DEFAULT_QAT_STEPS = 0``); ``qat_steps`` still runs it (a briefly trained model gains: the
   2000-step embedded-photo PReLU model went from -0.100 to +0.053 dB on Set5 with 2000 QAT
@@ -71,14 +71,15 @@ import numpy as np
 import tf_keras as keras
 
 from tfsr.checks import int_at_least
-from tfsr.inference import RUN_MODEL_FILENAME
 from tfsr.quantization import convert as _convert
 from tfsr.quantization import qat
+from tfsr.run_files import RUN_MODEL_FILENAME, run_model_path
 
 DEFAULT_INPUT_HW = (1080, 1920)
-# Measured on sesr_m5_x2 at 60k steps (before the shipped scale-augmented fine-tune), Set5 / Set14 int8 loss at 1080p, before
-# reconstruction: mean min / max ranges -0.278 / -0.120 dB; 99.99th percentiles -0.183 / -0.094
-# (99.999th: -0.223 / -0.104). The percentile ranges are where the reconstruction starts.
+# Measured on sesr_m5_x2 at 60k steps (before the shipped scale-augmented fine-tune), Set5 /
+# Set14 int8 loss at 1080p, before reconstruction: mean min / max ranges -0.278 / -0.120 dB;
+# 99.99th percentiles -0.183 / -0.094 (99.999th: -0.223 / -0.104). The percentile ranges are
+# where the reconstruction starts.
 DEFAULT_RANGE_PERCENTILE = 99.99
 DEFAULT_QAT_LR = 1e-5
 # QAT after reconstruction adds nothing on the shipped models (see the module docstring).
@@ -258,9 +259,8 @@ def load_model(spec: str) -> keras.Model:
 
     spec = os.fspath(spec)
     if os.path.isdir(spec):
-        run_model = os.path.join(spec, RUN_MODEL_FILENAME)
-        if os.path.exists(run_model):
-            spec = run_model
+        if run_model_path(spec) is not None:
+            spec = run_model_path(spec)
         elif not os.path.exists(os.path.join(spec, "saved_model.pb")):
             raise FileNotFoundError(
                 f"folder {spec!r} holds neither {RUN_MODEL_FILENAME} (a training run) nor a "

@@ -14,9 +14,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfsr.atomic_file import atomic_output
-from tfsr.inference import RUN_MODEL_FILENAME
 from tfsr.models.registry import get_model_spec
 from tfsr.progress import step_bar
+from tfsr.run_files import RUN_MODEL_FILENAME
 from tfsr.training.config import (
     TrainConfig,
     check_resumable,

@@ -18,9 +18,9 @@ class LutInterp4DOp : public OpKernel {
  public:
   explicit LutInterp4DOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("interval", &interval_));
-    OP_REQUIRES(ctx, interval_ >= 1 && interval_ <= 128 && (interval_ & (interval_ - 1)) == 0,
+    OP_REQUIRES(ctx, interval_ >= 4 && interval_ <= 128 && (interval_ & (interval_ - 1)) == 0,
                 absl::InvalidArgumentError(absl::StrCat(
-                    "interval must be a power of two in [1, 128], got ", interval_)));
+                    "interval must be a power of two in [4, 128], got ", interval_)));
   }
 
   void Compute(OpKernelContext* ctx) override {

@@ -24,9 +24,9 @@ class LutStageOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("windows", &windows_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("num_patterns", &patterns_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("num_rc", &num_rc_));
-    OP_REQUIRES(ctx, interval_ >= 1 && interval_ <= 128 && (interval_ & (interval_ - 1)) == 0,
+    OP_REQUIRES(ctx, interval_ >= 4 && interval_ <= 128 && (interval_ & (interval_ - 1)) == 0,
                 absl::InvalidArgumentError(absl::StrCat(
-                    "interval must be a power of two in [1, 128], got ", interval_)));
+                    "interval must be a power of two in [4, 128], got ", interval_)));
     OP_REQUIRES(ctx, scale_ >= 1 && scale_ <= 16,
                 absl::InvalidArgumentError(absl::StrCat("scale must be in [1, 16], got ", scale_)));
     OP_REQUIRES(ctx, static_cast<int>(offsets_.size()) == 8 * patterns_,
