@@ -185,13 +185,18 @@ def plan_outputs(inputs: list[str], out_dir: str) -> list[tuple[str, str]]:
         if key in seen:
             raise ValueError(f"{seen[key]!r} and {src!r} would both be written to {dst!r}")
         seen[key] = src
-    sources = {os.path.realpath(src) for src, _ in pairs}
-    inodes = {(st.st_dev, st.st_ino) for st in (os.stat(src) for src, _ in pairs)}
+    # An output that is an input exists; being the same file (device and inode) covers links,
+    # other spellings of the path and case-folding file systems alike.
+    inputs = {_file_id(src) for src, _ in pairs}
     for _, dst in pairs:
-        same_file = os.path.exists(dst) and (os.stat(dst).st_dev, os.stat(dst).st_ino) in inodes
-        if os.path.realpath(dst) in sources or same_file:
+        if os.path.exists(dst) and _file_id(dst) in inputs:
             raise ValueError(f"output {dst!r} is an input image; choose another --out")
     return pairs
+
+
+def _file_id(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def check_outputs_free(pairs: list[tuple[str, str]], overwrite: bool) -> None:

@@ -27,8 +27,8 @@ Measured choices (Set5 / Set14 int8 loss against float at 1920x1080, ``python ex
   batches. sesr_m5_relu_x2: -0.089 / -0.046 (whole export 82 s, 2.9 GB peak); sesr_m5_x2
   (PReLU; the 60k-step model before its scale-augmented fine-tune): -0.123 / -0.063 (the
   shipped, fine-tuned one: -0.132 / -0.074, README). QAT afterwards (2000 steps at 1e-5,
-  ranges frozen) does not add to it on these models: ReLU -0.093 / -0.052, PReLU -0.121 / -0.063; nor did QAT with a float-model
-  distillation loss (lr 1e-5: unchanged; 1e-4: worse). So the default is no QAT
+  ranges frozen) does not add to it on these models: ReLU -0.093 / -0.052, PReLU -0.121 /
+  -0.063; nor did QAT with a float-model distillation loss (lr 1e-5: unchanged; 1e-4: worse). So the default is no QAT
   (``DEFAULT_QAT_STEPS = 0``); ``qat_steps`` still runs it (a briefly trained model gains: the
   2000-step embedded-photo PReLU model went from -0.100 to +0.053 dB on Set5 with 2000 QAT
   steps at 5e-5, as QAT also goes on training it).
@@ -259,8 +259,8 @@ def load_model(spec: str) -> keras.Model:
 
     spec = os.fspath(spec)
     if os.path.isdir(spec):
-        if run_model_path(spec) is not None:
-            spec = run_model_path(spec)
+        if (run_model := run_model_path(spec)) is not None:
+            spec = run_model
         elif not os.path.exists(os.path.join(spec, "saved_model.pb")):
             raise FileNotFoundError(
                 f"folder {spec!r} holds neither {RUN_MODEL_FILENAME} (a training run) nor a "
