@@ -7,7 +7,7 @@ import tf_keras as keras
 
 from tfsr.lut import LutNet, LutUnit, RcModule, lut_net
 from tfsr.lut.networks import functional_lut_net, normalize_stages
-from tfsr.lut.patterns import gather_pattern, quantize_levels, run_stages
+from tfsr.lut.patterns import gather_pattern, quantize_levels, rot90, run_stages
 from tfsr.lut.rc_module import rc_combine, rc_mean, window_taps
 from tfsr.models.registry import get_model_spec
 from tfsr.testing import run_layer_test
@@ -35,6 +35,17 @@ def test_gather_pattern_golden(pattern, taps):
     padded = np.pad(z[0, :, :, 0], ((0, 2), (0, 2)), mode="symmetric")
     r, c = taps[3]
     assert out[0, 4, 5, 3] == padded[4 + r, 5 + c]
+
+
+def test_window_taps_and_rot90_match_numpy():
+    z = np.round(np.random.default_rng(0).uniform(0, 255, (2, 6, 7, 1))).astype(np.float32)
+    padded = np.pad(z, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="symmetric")
+    expected = np.concatenate(
+        [padded[:, i : i + 6, j : j + 7] for i in range(5) for j in range(5)], axis=-1
+    )
+    np.testing.assert_array_equal(window_taps(tf.constant(z), 5).numpy(), expected)
+    for k in range(-1, 6):
+        np.testing.assert_array_equal(rot90(tf.constant(z), k).numpy(), np.rot90(z, k, (1, 2)))
 
 
 def test_quantize_levels_rounds_and_passes_gradient():

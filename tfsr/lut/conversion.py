@@ -88,8 +88,12 @@ def finetune(
         (keras.optimizers.Adam(rate(rc_lr)), [v for v in model.rcs if v is not None]),
     ]
     groups = [(opt, variables) for opt, variables in groups if variables]
+    for opt, variables in groups:
+        opt.build(variables)  # slots made now: the step's first call then traces only once
 
-    @tf.function
+    # No autograph: the model has no tensor-dependent Python control flow, and converting its
+    # functions was a third of the (seconds-long) trace.
+    @tf.function(autograph=False)
     def step(lr_batch, hr_batch):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.abs(hr_batch - model(lr_batch, training=True)))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 PATTERNS: dict[str, tuple[tuple[int, int], ...]] = {
@@ -62,13 +63,27 @@ def pattern_extent(pattern: str) -> int:
     return max(max(r, c) for r, c in PATTERNS[check_pattern(pattern)])
 
 
+def pick_taps(padded: tf.Tensor, offsets: Sequence[tuple[int, int]], size: int) -> tf.Tensor:
+    """(N, H + size - 1, W + size - 1, 1) -> (N, H, W, len(offsets)): channel k of anchor (i, j)
+    is ``padded[:, i + r_k, j + c_k]`` for the k-th offset ``(r_k, c_k)`` (both below ``size``).
+
+    One convolution with a one-hot kernel rather than a slice per offset: a graph of a few nodes
+    instead of dozens (the RC windows have up to 49 taps, and a LUT model repeats them for every
+    pattern and rotation), and a faster gradient. The copy is exact for integer levels, what the
+    LUT code passes: each output is one input times 1 plus zeros (even where convolutions run in
+    reduced precision, as TF32 on GPUs, integers up to 255 are exact).
+    """
+    kernel = np.zeros((size, size, 1, len(offsets)), np.float32)
+    for k, (r, c) in enumerate(offsets):
+        kernel[r, c, 0, k] = 1.0
+    return tf.nn.conv2d(padded, tf.constant(kernel, padded.dtype), 1, "VALID")
+
+
 def gather_pattern(z: tf.Tensor, pattern: str) -> tf.Tensor:
     """The 4 pattern pixels of every anchor: (N, H, W, 1) -> (N, H, W, 4), symmetric padding."""
     e = pattern_extent(pattern)
-    h, w = tf.shape(z)[1], tf.shape(z)[2]
     padded = tf.pad(z, [[0, 0], [0, e], [0, e], [0, 0]], mode="SYMMETRIC")
-    taps = [padded[:, r : r + h, c : c + w, :] for r, c in PATTERNS[pattern]]
-    return tf.concat(taps, axis=-1)
+    return pick_taps(padded, PATTERNS[pattern], e + 1)
 
 
 def round_ste(x: tf.Tensor) -> tf.Tensor:
@@ -96,6 +111,19 @@ def nearest_upscale(x: tf.Tensor, scale: int) -> tf.Tensor:
 UnitFn = Callable[[int, int, tf.Tensor], tf.Tensor]
 
 
+def rot90(x: tf.Tensor, k: int) -> tf.Tensor:
+    """(N, H, W, C) rotated by ``k`` quarter turns counter-clockwise, as ``tf.image.rot90``
+    (``np.rot90`` over axes 1, 2), without its run-time checks and branches (``k`` is static):
+    a LUT model rotates every unit's input and output."""
+    k %= ROTATIONS
+    if k == 0:
+        return x
+    if k == 2:
+        return tf.reverse(x, [1, 2])
+    transposed = tf.transpose(x, [0, 2, 1, 3])
+    return tf.reverse(transposed, [1] if k == 1 else [2])
+
+
 def run_stage(x: tf.Tensor, s: int, stage: dict, unit: UnitFn, last: bool) -> tf.Tensor:
     """Stage ``s`` of the stage rule on (N, H, W, 1) integer levels (float32).
 
@@ -107,8 +135,8 @@ def run_stage(x: tf.Tensor, s: int, stage: dict, unit: UnitFn, last: bool) -> tf
     patterns = stage["patterns"]
     for p in range(len(patterns)):
         for k in range(ROTATIONS):
-            out = unit(s, p, tf.image.rot90(x, k))  # (N, H', W', scale**2)
-            out = tf.image.rot90(depth_to_space(out, scale), (ROTATIONS - k) % ROTATIONS)
+            out = unit(s, p, rot90(x, k))  # (N, H', W', scale**2)
+            out = rot90(depth_to_space(out, scale), ROTATIONS - k)
             total = out if total is None else total + out
     y = nearest_upscale(x, scale) + total / float(ROTATIONS * len(patterns))
     if last:

@@ -9,7 +9,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfsr.checks import int_at_least
-from tfsr.lut.patterns import LEVELS
+from tfsr.lut.patterns import LEVELS, pick_taps
 
 
 def window_taps(levels: tf.Tensor, window: int) -> tf.Tensor:
@@ -18,10 +18,9 @@ def window_taps(levels: tf.Tensor, window: int) -> tf.Tensor:
     Row-major window order, centred, symmetric padding.
     """
     r = window // 2
-    h, w = tf.shape(levels)[1], tf.shape(levels)[2]
     padded = tf.pad(levels, [[0, 0], [r, r], [r, r], [0, 0]], mode="SYMMETRIC")
-    taps = [padded[:, i : i + h, j : j + w, :] for i in range(window) for j in range(window)]
-    return tf.concat(taps, axis=-1)
+    offsets = [(i, j) for i in range(window) for j in range(window)]
+    return pick_taps(padded, offsets, window)
 
 
 @functools.cache
@@ -49,9 +48,11 @@ def rc_mean(mapped: tf.Tensor) -> tf.Tensor:
     K slices would pad each one back to full width (K^2 work, most of an RC-LUT training step).
     """
     k = mapped.shape[-1]
-    total = mapped[..., :1]
-    for i in range(1, k):
-        total = total + mapped[..., i : i + 1]
+    parts = tf.unstack(mapped, axis=-1)
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    total = tf.expand_dims(total, -1)
 
     def grad(dy):
         return tf.broadcast_to(dy / float(k), tf.shape(mapped))

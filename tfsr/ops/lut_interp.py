@@ -89,9 +89,8 @@ def lut_interp_4d_twin(index, lut, interval: int = 16) -> tf.Tensor:
         lsb = float_index - tf.cast(msb * interval, tf.float32)
     frac = tf.gather(lsb, order, batch_dims=len(lsb.shape) - 1)  # (..., 4) decreasing
     step = tf.gather(strides, order)  # (..., 4)
-    vertices = [base]
-    for k in range(4):
-        vertices.append(vertices[-1] + step[..., k])
+    offsets = tf.concat([tf.zeros_like(step[..., :1]), tf.cumsum(step, axis=-1)], axis=-1)
+    vertices = tf.expand_dims(base, -1) + offsets  # (..., 5): the simplex's corners, in order
     zero = tf.zeros_like(frac[..., :1])
     upper = tf.concat(
         [tf.fill(tf.shape(zero), tf.cast(interval, frac.dtype)), frac], axis=-1
@@ -101,10 +100,7 @@ def lut_interp_4d_twin(index, lut, interval: int = 16) -> tf.Tensor:
     acc_dtype = tf.int32 if lut.dtype == tf.int8 and float_index is None else tf.float32
     table = tf.cast(lut, acc_dtype)
     w = tf.cast(weights, acc_dtype)
-    total = None
-    for k in range(5):
-        term = w[..., k : k + 1] * tf.gather(table, vertices[k])  # (..., C)
-        total = term if total is None else total + term
+    total = tf.reduce_sum(tf.expand_dims(w, -1) * tf.gather(table, vertices), axis=-2)  # (..., C)
     return tf.cast(total, tf.float32) / tf.constant(float(interval), tf.float32)
 
 
