@@ -505,6 +505,60 @@ def load_keras_model(path: str):
         raise ValueError(f"cannot load tf_keras model {path}: {error}") from error
 
 
+def load_keras_spec(spec: str):
+    """The Keras model a spec names, for export and ``--init_from``.
+
+    Args:
+        spec: a finished training run folder (its ``model.keras``), a SavedModel folder, a
+            ``.keras`` / ``.h5`` file, a collapsed SESR ``.npz`` (``save_collapsed``) or a shipped
+            model's name (``tfsr.models.pretrained_names()``; LUT names give a ``LutModel``). A
+            local file or folder comes first: one named like a shipped model hides it.
+
+    Raises:
+        FileNotFoundError: a model file that does not exist (or a folder that is neither a run
+            nor a SavedModel, or a shipped name whose file is missing).
+        ValueError: a name that is none of these, or a file that does not load.
+    """
+    from tfsr.models import pretrained
+    from tfsr.models.pretrained import is_pretrained_name, pretrained_names
+
+    spec = os.fspath(spec)
+    if os.path.exists(spec):
+        try:
+            return _load_local_keras(spec)
+        except (FileNotFoundError, ValueError) as error:
+            if is_pretrained_name(spec):  # most likely, the shipped model was meant
+                raise ValueError(
+                    f"{error}; this local file or folder hides the shipped model {spec!r}"
+                ) from error
+            raise
+    if spec.endswith((".npz", ".keras", ".h5")):
+        raise FileNotFoundError(f"model file {spec!r} does not exist")
+    if is_pretrained_name(spec):
+        return pretrained(spec)
+    shipped = ", ".join(pretrained_names()) or "none present"
+    raise ValueError(
+        f"unknown model {spec!r}: expected a shipped name ({shipped}), a .keras/.h5/.npz file, "
+        "a SavedModel folder or a training run folder"
+    )
+
+
+def _load_local_keras(spec: str):
+    from tfsr.models.sesr import load_collapsed
+
+    path = spec
+    if os.path.isdir(spec):
+        path = run_model_path(spec)
+        if path is None and os.path.exists(os.path.join(spec, "saved_model.pb")):
+            path = spec
+        elif path is None:
+            raise FileNotFoundError(
+                f"folder {spec!r} holds neither {RUN_MODEL_FILENAME} (a training run) nor a "
+                "SavedModel"
+            )
+    return load_collapsed(path) if path.endswith(".npz") else load_keras_model(path)
+
+
 def _is_keras_spec(spec: str) -> bool:
     if spec.endswith((".keras", ".h5")):
         return True

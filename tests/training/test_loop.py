@@ -119,7 +119,7 @@ def test_x4_starts_from_a_run_still_training(tmp_path):
 def test_init_from_a_file_that_is_no_model_is_a_clear_error(tmp_path):
     junk = tmp_path / "junk.keras"
     junk.write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="init_from=.*junk.keras: neither a training run folder"):
+    with pytest.raises(ValueError, match="init_from=.*junk.keras: cannot load tf_keras model"):
         Trainer(_config(tmp_path, steps=3, init_from=str(junk)))
 
 
@@ -148,7 +148,7 @@ def test_init_from_a_collapsed_npz_and_its_errors(tmp_path, monkeypatch):
         Trainer(_config(tmp_path / "b", model="sesr_m5", init_from=str(junk)))
     with pytest.raises(ValueError, match="init_from=sesr_xl_x2: init_from: the SESR bodies differ"):
         Trainer(_config(tmp_path / "c", model="sesr_m5", init_from="sesr_xl_x2"))
-    with pytest.raises(ValueError, match="init_from=rclut_x4: the shipped 'rclut_x4' is look-up"):
+    with pytest.raises(ValueError, match="init_from=rclut_x4: 'rclut_x4' is look-up tables"):
         Trainer(_config(tmp_path / "d", model="sesr_m5", init_from="rclut_x4"))
     (tmp_path / "sesr_m5_x2").mkdir()  # a local folder of a shipped model's name comes first
     monkeypatch.chdir(tmp_path)

@@ -73,7 +73,6 @@ import tf_keras as keras
 from tfsr.checks import int_at_least
 from tfsr.quantization import convert as _convert
 from tfsr.quantization import qat
-from tfsr.run_files import RUN_MODEL_FILENAME, run_model_path
 
 DEFAULT_INPUT_HW = (1080, 1920)
 # Measured on sesr_m5_x2 at 60k steps (before the shipped scale-augmented fine-tune), Set5 /
@@ -239,48 +238,12 @@ register_export_handler(_meta_sesr_handler())
 
 
 def load_model(spec: str) -> keras.Model:
-    """Loads the model to export.
+    """Loads the model to export: :func:`tfsr.inference.load_keras_spec` (a shipped name, a
+    ``.keras`` / ``.h5`` file or SavedModel folder, a collapsed SESR ``.npz`` or a training run
+    folder holding ``model.keras``), with the same errors."""
+    from tfsr.inference import load_keras_spec
 
-    Args:
-        spec: a shipped name (``tfsr.models.pretrained_names()``), a ``.keras`` / ``.h5`` file or
-            SavedModel folder, a ``.npz`` collapsed SESR (``save_collapsed``), or a training run
-            folder holding ``model.keras``.
-
-    Raises:
-        FileNotFoundError: a path that does not exist (or a pretrained name whose file is
-            missing, or a run folder without ``model.keras``).
-        ValueError: a name that is none of these, or a file that does not load.
-    """
-    import tfsr.layers  # noqa: F401 - registers the serialisable layers
-    from tfsr.inference import load_keras_model
-    from tfsr.models import pretrained
-    from tfsr.models.pretrained import is_pretrained_name, pretrained_names
-    from tfsr.models.sesr import load_collapsed
-
-    spec = os.fspath(spec)
-    if os.path.isdir(spec):
-        if (run_model := run_model_path(spec)) is not None:
-            spec = run_model
-        elif not os.path.exists(os.path.join(spec, "saved_model.pb")):
-            raise FileNotFoundError(
-                f"folder {spec!r} holds neither {RUN_MODEL_FILENAME} (a training run) nor a "
-                "SavedModel"
-            )
-    if spec.endswith(".npz"):
-        if not os.path.exists(spec):
-            raise FileNotFoundError(f"model file {spec!r} does not exist")
-        return load_collapsed(spec)
-    if spec.endswith((".keras", ".h5")) or os.path.isdir(spec):
-        if not os.path.exists(spec):
-            raise FileNotFoundError(f"model file {spec!r} does not exist")
-        return load_keras_model(spec)
-    if is_pretrained_name(spec):
-        return pretrained(spec)
-    shipped = ", ".join(pretrained_names()) or "none present"
-    raise ValueError(
-        f"unknown model {spec!r}: expected a shipped name ({shipped}), a .keras/.h5/.npz file, "
-        "a SavedModel folder or a training run folder"
-    )
+    return load_keras_spec(spec)
 
 
 def model_scale(model: keras.Model) -> float:

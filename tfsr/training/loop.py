@@ -86,54 +86,30 @@ def _loss_fn(name: str):
 
 
 def _load_init_weights(model: keras.Model, source: str) -> None:
-    """Starts ``model`` from the compatible weights of a run folder, a saved model, a shipped
-    model's name (``sesr_xl_x2``) or a collapsed SESR ``.npz``."""
-    from tfsr.inference import load_keras_model
+    """Starts ``model`` from the compatible weights of a run folder (finished or still training),
+    a saved model, a shipped model's name (``sesr_xl_x2``) or a collapsed SESR ``.npz``."""
+    from tfsr.inference import load_keras_spec
     from tfsr.lut.lut_model import LutModel
-    from tfsr.models.pretrained import is_pretrained_name, pretrained
-    from tfsr.models.sesr import init_from, load_collapsed
+    from tfsr.models.sesr import init_from
 
-    if load_saved_config(source) is not None:  # a run folder, finished or still training
-        try:
+    try:
+        if load_saved_config(source) is not None:  # a run folder, finished or not
             # Imported here: importing tfsr.training must not load the snapshot CLI module
             # (``python -m tfsr.training.snapshot`` would warn that it was already imported).
             from tfsr.training.snapshot import load_run_model
 
             _, donor, _ = load_run_model(source)
-        except FileNotFoundError as error:
-            raise FileNotFoundError(f"--init_from={source}: {error}") from error
-    elif is_pretrained_name(source) and not os.path.exists(source):
-        try:
-            donor = pretrained(source)
-        except FileNotFoundError as error:
-            raise FileNotFoundError(f"--init_from={source}: {error}") from error
-        if isinstance(donor, LutModel):
-            raise ValueError(
-                f"--init_from={source}: the shipped {source!r} is look-up tables, not a network "
-                "to train from (tables are fine-tuned from their run: python -m "
-                "tfsr.lut.transfer --run=RUN --finetune_steps=N)"
-            )
-    elif source.lower().endswith(".npz") and os.path.isfile(source):
-        try:
-            donor = load_collapsed(source)
-        except ValueError as error:
-            raise ValueError(f"--init_from={source}: {error}") from error
-    elif os.path.exists(source):
-        try:
-            donor = load_keras_model(source)
-        except ValueError as error:
-            shadows = (
-                f"; this local file or folder hides the shipped model {source!r}"
-                if is_pretrained_name(source)
-                else ""
-            )
-            raise ValueError(
-                f"--init_from={source}: neither a training run folder (no train_config.json), "
-                f"a shipped model's name nor a Keras model file ({str(error).splitlines()[0]})"
-                + shadows
-            ) from error
-    else:
-        raise FileNotFoundError(f"--init_from={source}: no such file or folder")
+        else:
+            donor = load_keras_spec(source)
+    except (FileNotFoundError, ValueError) as error:
+        kind = FileNotFoundError if isinstance(error, FileNotFoundError) else ValueError
+        raise kind(f"--init_from={source}: {error}") from error
+    if isinstance(donor, LutModel):
+        raise ValueError(
+            f"--init_from={source}: {source!r} is look-up tables, not a network to train from "
+            "(tables are fine-tuned from their run: python -m tfsr.lut.transfer --run=RUN "
+            "--finetune_steps=N)"
+        )
     names = {layer.name for layer in model.layers if layer.weights}
     donor_names = {layer.name for layer in donor.layers if layer.weights}
     # Another family (an SESR starting sesr_dysample or meta_sesr): the shared body only.
