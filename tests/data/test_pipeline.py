@@ -1,6 +1,7 @@
 """Tests for tfsr.data.pipeline: exact LR patches, augmentation, determinism, resuming, errors."""
 
 import importlib
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -9,7 +10,7 @@ import tensorflow as tf
 
 from tfsr.data import rgb_to_y
 from tfsr.data.io import ImageReadError, read_image, write_image
-from tfsr.data.pipeline import multiscale_sr_patches, sr_patches
+from tfsr.data.pipeline import count_training_images, multiscale_sr_patches, sr_patches
 from tfsr.data.sources import ImageSource, image_folder
 
 imresize_module = importlib.import_module("tfsr.data.imresize")
@@ -343,6 +344,14 @@ def test_corrupt_file_raises_or_is_skipped(tmp_path):
         ds = sr_patches(image_folder(tmp_path, skip_bad=True), 2, lr_patch_size=8, batch_size=2)
     lr, hr = next(iter(ds))
     assert lr.shape == (2, 8, 8, 1)
+    # Counting (for --epochs) leaves the bad file out without a second warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (
+            count_training_images(image_folder(tmp_path, skip_bad=True), [2], lr_patch_size=8) == 1
+        )
+    with pytest.raises(ImageReadError, match="bad.png"):
+        count_training_images(image_folder(tmp_path), [2], lr_patch_size=8)
 
 
 def test_grey_and_rgba_files(tmp_path):

@@ -283,12 +283,16 @@ def count_training_images(
 ) -> int:
     """How many images (and ``scale_augment`` copies) :func:`sr_patches` or
     :func:`multiscale_sr_patches` with these arguments would train on: those at least one HR
-    patch in size at every scale. Reads the image headers only."""
+    patch in size at every scale. Reads the image headers only; files it cannot read raise, or
+    with the source's ``skip_bad`` are not counted, silently (the pipeline warns about them)."""
     source = source_from_spec(source) if isinstance(source, str) else source
     _check_patch_sizes(lr_patch_size, hr_patch_size)
     geometries = [_geometry(s, lr_patch_size, hr_patch_size) for s in scales]
     factors = (1.0,) + shrink_factors("scale_augment", scale_augment)
-    return len(_usable(source.sizes(), geometries, factors)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sizes = source.sizes()
+    return len(_usable(sizes, geometries, factors)[0])
 
 
 def _load_images(
