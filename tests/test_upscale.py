@@ -8,7 +8,7 @@ from PIL import Image
 
 from tests.cli import run_python
 from tfsr.data import imresize
-from tfsr.data.io import read_image, write_image
+from tfsr.data.io import read_icc_profile, read_image, write_image
 from tfsr.inference import BicubicUpscaler, KerasUpscaler, Upscaler
 from tfsr.models import collapse_model, meta_sesr, sesr_model
 from tfsr.upscaling import plan_outputs, run_tiled, upscale_files, upscale_image
@@ -184,6 +184,16 @@ def test_upscale_files_applies_exif_orientation(tmp_path):
     pairs = plan_outputs([str(tmp_path / "phone.jpg")], str(tmp_path / "out"))
     assert upscale_files(BicubicUpscaler(2), pairs) == []
     assert read_image(str(tmp_path / "out" / "phone.png")).shape == (12, 8, 3)
+
+
+def test_upscale_files_keeps_the_colour_profile(tmp_path):
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    write_image(tmp_path / "wide.png", _photo(4, 6), icc_profile=srgb)
+    pairs = plan_outputs([str(tmp_path / "wide.png")], str(tmp_path / "out"))
+    assert upscale_files(BicubicUpscaler(2), pairs) == []
+    assert read_icc_profile(tmp_path / "out" / "wide.png") == srgb
 
 
 def test_plan_outputs(tmp_path):

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from tfsr.data.color import grey_to_rgb, rgb_to_grey
 from tfsr.data.imresize import imresize, scale_ratio, to_uint8
-from tfsr.data.io import list_images, read_image, write_image
+from tfsr.data.io import list_images, read_icc_profile, read_image, write_image
 from tfsr.inference import Upscaler
 
 DEFAULT_TILE = 512
@@ -225,8 +225,9 @@ def one_line(error: BaseException) -> str:
 def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin=DEFAULT_MARGIN):
     """Upscales every pair; returns the list of ``(input, error message)`` that failed.
 
-    Inputs are read with their EXIF orientation applied (a phone photo comes out upright). An
-    image that fails is reported and the others go on.
+    Inputs are read with their EXIF orientation applied (a phone photo comes out upright); an
+    embedded ICC colour profile is carried to the output where it still describes it (RGB or
+    grey). An image that fails is reported and the others go on.
 
     Raises:
         FileExistsError: some output exists and not ``overwrite`` (checked before any work).
@@ -242,7 +243,7 @@ def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin
                 image = image[..., :3]  # opaque: nothing to keep
             result = upscale_image(upscaler, image, tile=tile, margin=margin)
             os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-            write_image(dst, result, overwrite=overwrite)
+            write_image(dst, result, overwrite=overwrite, icc_profile=read_icc_profile(src))
         except PER_IMAGE_ERRORS as error:
             failures.append((src, one_line(error)))
     return failures

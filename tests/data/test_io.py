@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfsr.data.io import ImageReadError, list_images, read_image, write_image
+from tfsr.data.io import (
+    ImageReadError,
+    list_images,
+    read_icc_profile,
+    read_image,
+    write_image,
+)
 
 
 def _rgb(h=5, w=7, seed=0):
@@ -259,3 +265,25 @@ def test_keep_grey_returns_the_grey_band(tmp_path):
     # An RGB file whose channels happen to be equal is still colour.
     Image.fromarray(np.stack([grey] * 3, -1), "RGB").save(tmp_path / "rgb.png")
     assert read_image(str(tmp_path / "rgb.png"), keep_grey=True).shape == (12, 10, 3)
+
+
+def test_icc_profile_carried_where_its_colour_space_fits(tmp_path):
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    grey = srgb[:16] + b"GRAY" + srgb[20:]  # only the header's colour space is looked at
+    for name in ("a.png", "a.jpg", "a.webp"):
+        write_image(tmp_path / name, _rgb(), icc_profile=srgb)
+        assert read_icc_profile(tmp_path / name) == srgb, name
+    write_image(tmp_path / "g.png", _rgb()[..., 0], icc_profile=grey)
+    assert read_icc_profile(tmp_path / "g.png") == grey
+    write_image(tmp_path / "mismatch.png", _rgb()[..., 0], icc_profile=srgb)
+    write_image(tmp_path / "a.bmp", _rgb(), icc_profile=srgb)  # BMP holds none: left out
+    write_image(tmp_path / "none.png", _rgb())
+    for name in ("mismatch.png", "a.bmp", "none.png"):
+        assert read_icc_profile(tmp_path / name) is None, name
+    with pytest.raises(FileNotFoundError):
+        read_icc_profile(tmp_path / "missing.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ImageReadError, match="bad.png"):
+        read_icc_profile(tmp_path / "bad.png")

@@ -185,6 +185,33 @@ def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
     return height, width
 
 
+def read_icc_profile(path: str | os.PathLike) -> bytes | None:
+    """The ICC colour profile embedded in an image file, or None; reads the header only.
+
+    Raises:
+        FileNotFoundError, ImageReadError: as :func:`read_image_size`.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"image file {path!r} does not exist")
+    try:
+        with Image.open(path) as image:
+            profile = image.info.get("icc_profile")
+    except Exception as error:
+        raise ImageReadError(f"cannot read image {path!r}: {error}") from error
+    return profile or None
+
+
+def _icc_fits(profile: bytes | None, mode: str) -> bool:
+    """Whether an ICC profile describes images of this Pillow mode: its header's colour space
+    (bytes 16..19) is RGB for RGB/RGBA, GRAY for L/LA (a CMYK photo's profile, say, does not
+    describe the RGB pixels it was decoded to)."""
+    if not profile or len(profile) < 20:
+        return False
+    space = {"RGB": b"RGB ", "RGBA": b"RGB ", "L": b"GRAY", "LA": b"GRAY"}.get(mode)
+    return profile[16:20] == space
+
+
 def _as_uint8(array) -> np.ndarray:
     from tfsr.data.imresize import to_uint8  # MATLAB rounding: one helper, one place.
 
@@ -213,6 +240,7 @@ def write_image(
     *,
     overwrite: bool = True,
     quality: int = 95,
+    icc_profile: bytes | None = None,
 ) -> None:
     """Writes an image file atomically, its format chosen by the file name ending.
 
@@ -231,6 +259,9 @@ def write_image(
             supports hard links).
         quality: JPEG / WebP quality, 1..100; 100 makes WebP lossless (ignored for PNG and BMP,
             which are always lossless).
+        icc_profile: an ICC colour profile to embed (say, :func:`read_icc_profile` of the
+            source), in PNG, JPEG and WebP files, when its colour space is the written image's
+            (RGB or grey); otherwise it is left out (BMP holds none).
 
     Raises:
         ValueError: unknown file ending, bad shape or dtype, alpha channel for JPEG/BMP.
@@ -273,6 +304,8 @@ def write_image(
             image = Image.fromarray(np.ascontiguousarray(pixels))
             if image.mode == "LA" and fmt == "WEBP":  # WebP has no grey mode
                 image = image.convert("RGBA")
+            if fmt != "BMP" and _icc_fits(icc_profile, image.mode):
+                options["icc_profile"] = icc_profile
             image.save(handle, format=fmt, **options)
             handle.flush()
             os.fsync(handle.fileno())
