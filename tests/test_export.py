@@ -86,6 +86,8 @@ def test_export_float_from_run_folder(tiny_model_files, tmp_path):
         ({"spec": "no_such_model"}, ValueError, "unknown model 'no_such_model'"),
         ({"spec": "missing.keras"}, FileNotFoundError, "'missing.keras' does not exist"),
         ({"spec": "missing.npz"}, FileNotFoundError, "'missing.npz' does not exist"),
+        ({"spec": "MISSING.NPZ"}, FileNotFoundError, "'MISSING.NPZ' does not exist"),
+        ({"spec": "runs/typo"}, FileNotFoundError, "'runs/typo' does not exist"),
         ({"quantize": "float16"}, ValueError, "--io_dtype=int8 needs --quantize=int8"),
         (
             {"quantize": "none", "io_dtype": "float32", "qat_steps": 5},
@@ -116,6 +118,20 @@ def test_bad_requests_raise_clearly(tiny_model_files, tmp_path, kwargs, error, m
 def test_run_folder_without_model(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds neither model.keras"):
         export.load_model(str(tmp_path))
+
+
+def test_load_model_tells_npz_files_by_their_header(tmp_path):
+    import shutil
+
+    from tfsr.lut import LutModel
+    from tfsr.models.pretrained import pretrained_path
+
+    shutil.copy(pretrained_path("sesr_m5_x2"), tmp_path / "M5.NPZ")
+    assert not isinstance(export.load_model(str(tmp_path / "M5.NPZ")), LutModel)
+    assert isinstance(export.load_model(pretrained_path("rclut_x4")), LutModel)
+    (tmp_path / "m.tflite").write_bytes(b"tflite")
+    with pytest.raises(ValueError, match="'.*m.tflite' is not a model file tfsr loads"):
+        export.load_model(str(tmp_path / "m.tflite"))
 
 
 def test_unknown_model_type_has_no_handler():

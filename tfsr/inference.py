@@ -510,14 +510,16 @@ def load_keras_spec(spec: str):
 
     Args:
         spec: a finished training run folder (its ``model.keras``), a SavedModel folder, a
-            ``.keras`` / ``.h5`` file, a collapsed SESR ``.npz`` (``save_collapsed``) or a shipped
-            model's name (``tfsr.models.pretrained_names()``; LUT names give a ``LutModel``). A
-            local file or folder comes first: one named like a shipped model hides it.
+            ``.keras`` / ``.h5`` file, a tfsr ``.npz`` (collapsed SESR weights, or LUT tables:
+            a :class:`tfsr.lut.LutModel`) or a shipped model's name
+            (``tfsr.models.pretrained_names()``). A local file or folder comes first: one named
+            like a shipped model that does not load says it hides it.
 
     Raises:
-        FileNotFoundError: a model file that does not exist (or a folder that is neither a run
-            nor a SavedModel, or a shipped name whose file is missing).
-        ValueError: a name that is none of these, or a file that does not load.
+        FileNotFoundError: a model file or path that does not exist, a folder that is neither a
+            run nor a SavedModel, or a shipped name whose file is missing.
+        ValueError: a name that is none of these, a file that does not load, or a local file or
+            folder named like a shipped model that is not a model.
     """
     from tfsr.models import pretrained
     from tfsr.models.pretrained import is_pretrained_name, pretrained_names
@@ -525,28 +527,30 @@ def load_keras_spec(spec: str):
     spec = os.fspath(spec)
     if os.path.exists(spec):
         try:
-            return _load_local_keras(spec)
+            return _load_local_model(spec)
         except (FileNotFoundError, ValueError) as error:
             if is_pretrained_name(spec):  # most likely, the shipped model was meant
                 raise ValueError(
                     f"{error}; this local file or folder hides the shipped model {spec!r}"
                 ) from error
             raise
-    if spec.endswith((".npz", ".keras", ".h5")):
+    looks_like_a_path = os.sep in spec or (os.altsep is not None and os.altsep in spec)
+    if spec.lower().endswith(_MODEL_FILE_ENDINGS) or looks_like_a_path:
         raise FileNotFoundError(f"model file {spec!r} does not exist")
     if is_pretrained_name(spec):
         return pretrained(spec)
     shipped = ", ".join(pretrained_names()) or "none present"
     raise ValueError(
-        f"unknown model {spec!r}: expected a shipped name ({shipped}), a .keras/.h5/.npz file, "
-        "a SavedModel folder or a training run folder"
+        f"unknown model {spec!r}: expected a shipped name ({shipped}), {_LOCAL_MODELS}"
     )
 
 
-def _load_local_keras(spec: str):
-    from tfsr.models.sesr import load_collapsed
+_MODEL_FILE_ENDINGS = (".npz", ".keras", ".h5")
+_LOCAL_MODELS = "a .keras/.h5/.npz file, a SavedModel folder or a training run folder"
 
-    path = spec
+
+def _load_local_model(spec: str):
+    """:func:`load_keras_spec` of an existing file or folder."""
     if os.path.isdir(spec):
         path = run_model_path(spec)
         if path is None and os.path.exists(os.path.join(spec, "saved_model.pb")):
@@ -556,7 +560,25 @@ def _load_local_keras(spec: str):
                 f"folder {spec!r} holds neither {RUN_MODEL_FILENAME} (a training run) nor a "
                 "SavedModel"
             )
-    return load_collapsed(path) if path.endswith(".npz") else load_keras_model(path)
+        return load_keras_model(path)
+    ending = spec.lower()
+    if ending.endswith(".npz"):
+        from tfsr.npz_header import NpzReadError, read_npz_header
+
+        try:
+            fmt = read_npz_header(spec).get("format")
+        except NpzReadError:
+            fmt = None  # load_collapsed says what is wrong with it
+        if fmt == "tfsr-lut":
+            from tfsr.lut import LutModel
+
+            return LutModel.from_file(spec)
+        from tfsr.models.sesr import load_collapsed
+
+        return load_collapsed(spec)
+    if ending.endswith((".keras", ".h5")):
+        return load_keras_model(spec)
+    raise ValueError(f"{spec!r} is not a model file tfsr loads: expected {_LOCAL_MODELS}")
 
 
 def _is_keras_spec(spec: str) -> bool:

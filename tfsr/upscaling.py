@@ -239,11 +239,12 @@ def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin
             # (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3) or (H, W, 4); alpha only where
             # some pixel is not opaque for grey files.
             image = read_image(src, keep_alpha=True, keep_grey=True, exif_rotate=True)
+            profile = read_icc_profile(src)
             if image.ndim == 3 and image.shape[-1] == 4 and (image[..., 3] == 255).all():
                 image = image[..., :3]  # opaque: nothing to keep
             result = upscale_image(upscaler, image, tile=tile, margin=margin)
             os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-            write_image(dst, result, overwrite=overwrite, icc_profile=read_icc_profile(src))
+            write_image(dst, result, overwrite=overwrite, icc_profile=profile)
         except PER_IMAGE_ERRORS as error:
             failures.append((src, one_line(error)))
     return failures

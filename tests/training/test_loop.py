@@ -150,6 +150,11 @@ def test_init_from_a_collapsed_npz_and_its_errors(tmp_path, monkeypatch):
         Trainer(_config(tmp_path / "c", model="sesr_m5", init_from="sesr_xl_x2"))
     with pytest.raises(ValueError, match="init_from=rclut_x4: 'rclut_x4' is look-up tables"):
         Trainer(_config(tmp_path / "d", model="sesr_m5", init_from="rclut_x4"))
+    lut_file = pretrained_path("rclut_x4")
+    with pytest.raises(ValueError, match="init_from=.*rclut_x4.npz: .* is look-up tables"):
+        Trainer(_config(tmp_path / "d2", model="sesr_m5", init_from=lut_file))
+    with pytest.raises(FileNotFoundError, match="init_from=runs/typo: model file .* does not"):
+        Trainer(_config(tmp_path / "d3", model="sesr_m5", init_from="runs/typo"))
     (tmp_path / "sesr_m5_x2").mkdir()  # a local folder of a shipped model's name comes first
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="hides the shipped model 'sesr_m5_x2'"):

@@ -43,6 +43,7 @@ import importlib
 import math
 import numbers
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -290,7 +291,7 @@ def count_training_images(
     geometries = [_geometry(s, lr_patch_size, hr_patch_size) for s in scales]
     factors = (1.0,) + shrink_factors("scale_augment", scale_augment)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", message=re.escape(f"{source.name}: skipping"))
         sizes = source.sizes()
     return len(_usable(sizes, geometries, factors)[0])
 

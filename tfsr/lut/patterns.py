@@ -67,16 +67,18 @@ def pick_taps(padded: tf.Tensor, offsets: Sequence[tuple[int, int]], size: int) 
     """(N, H + size - 1, W + size - 1, 1) -> (N, H, W, len(offsets)): channel k of anchor (i, j)
     is ``padded[:, i + r_k, j + c_k]`` for the k-th offset ``(r_k, c_k)`` (both below ``size``).
 
-    One convolution with a one-hot kernel rather than a slice per offset: a graph of a few nodes
+    For integer levels, what the LUT code passes (other values come back rounded). One
+    convolution with a one-hot kernel rather than a slice per offset: a graph of a few nodes
     instead of dozens (the RC windows have up to 49 taps, and a LUT model repeats them for every
-    pattern and rotation), and a faster gradient. The copy is exact for integer levels, what the
-    LUT code passes: each output is one input times 1 plus zeros (even where convolutions run in
-    reduced precision, as TF32 on GPUs, integers up to 255 are exact).
+    pattern and rotation), and a faster gradient, the copy's. On a CPU each output is one input
+    times 1 plus zeros, exact; the result is rounded (straight through) so that it stays exact
+    where a convolution may not be (TF32, or FFT and Winograd algorithms on GPUs).
     """
     kernel = np.zeros((size, size, 1, len(offsets)), np.float32)
     for k, (r, c) in enumerate(offsets):
         kernel[r, c, 0, k] = 1.0
-    return tf.nn.conv2d(padded, tf.constant(kernel, padded.dtype), 1, "VALID")
+    taps = tf.nn.conv2d(padded, tf.constant(kernel, padded.dtype), 1, "VALID")
+    return taps + tf.stop_gradient(tf.round(taps) - taps)
 
 
 def gather_pattern(z: tf.Tensor, pattern: str) -> tf.Tensor:

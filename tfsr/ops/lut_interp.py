@@ -100,7 +100,10 @@ def lut_interp_4d_twin(index, lut, interval: int = 16) -> tf.Tensor:
     acc_dtype = tf.int32 if lut.dtype == tf.int8 and float_index is None else tf.float32
     table = tf.cast(lut, acc_dtype)
     w = tf.cast(weights, acc_dtype)
-    total = tf.reduce_sum(tf.expand_dims(w, -1) * tf.gather(table, vertices), axis=-2)  # (..., C)
+    terms = tf.unstack(tf.expand_dims(w, -1) * tf.gather(table, vertices), axis=-2)  # 5 x (..., C)
+    total = terms[0]
+    for term in terms[1:]:  # summed in vertex order, as the compiled op does
+        total = total + term
     return tf.cast(total, tf.float32) / tf.constant(float(interval), tf.float32)
 
 
