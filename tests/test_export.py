@@ -129,6 +129,8 @@ def test_load_model_tells_npz_files_by_their_header(tmp_path):
     shutil.copy(pretrained_path("sesr_m5_x2"), tmp_path / "M5.NPZ")
     assert not isinstance(export.load_model(str(tmp_path / "M5.NPZ")), LutModel)
     assert isinstance(export.load_model(pretrained_path("rclut_x4")), LutModel)
+    with pytest.raises(ValueError, match="rclut_x4 is look-up tables: .* no TFLite export"):
+        export.export_model("rclut_x4", str(tmp_path / "lut.tflite"), val_data=[])
     (tmp_path / "m.tflite").write_bytes(b"tflite")
     with pytest.raises(ValueError, match="'.*m.tflite' is not a model file tfsr loads"):
         export.load_model(str(tmp_path / "m.tflite"))

@@ -545,6 +545,13 @@ def export_model(
     _check_val_data(val_data)  # before the conversion, not after it
     requested = _requested_scale(scale, scale_v, scale_h)
     model = load_model(spec)
+    from tfsr.lut.lut_model import LutModel
+
+    if isinstance(model, LutModel):
+        raise ValueError(
+            f"{spec} is look-up tables: they run from their .npz (python -m tfsr.evaluate / "
+            "tfsr.upscale --model=THAT.npz); there is no TFLite export of LUT models"
+        )
     handler = export_handler_for(model)
     if qat_steps is None:
         qat_steps = DEFAULT_QAT_STEPS if quantize == "int8" and handler.int8 == "qat" else 0
