@@ -563,13 +563,7 @@ def _load_local_model(spec: str):
         return load_keras_model(path)
     ending = spec.lower()
     if ending.endswith(".npz"):
-        from tfsr.npz_header import NpzReadError, read_npz_header
-
-        try:
-            fmt = read_npz_header(spec).get("format")
-        except NpzReadError:
-            fmt = None  # load_collapsed says what is wrong with it
-        if fmt == "tfsr-lut":
+        if _holds_luts(spec):
             from tfsr.lut import LutModel
 
             return LutModel.from_file(spec)
@@ -648,20 +642,26 @@ def _load_npz(spec: str, scale, name: str | None = None, model_scale=None) -> Up
 
     ``name`` and ``model_scale`` come from a pretrained entry when the file is a shipped one."""
     _require_path(spec)
-    from tfsr.npz_header import read_npz_header
-
-    fmt = read_npz_header(spec).get("format")
-    if fmt == "tfsr-lut":
+    if _holds_luts(spec):
         from tfsr.lut import load_lut_upscaler
 
         return load_lut_upscaler(spec, scale, name=name)
-    if fmt == "tfsr-sesr":
-        from tfsr.models.sesr import load_collapsed
+    from tfsr.models.sesr import load_collapsed
 
-        return KerasUpscaler(
-            load_collapsed(spec), scale, name=name or spec, model_scale=model_scale
-        )
-    raise ValueError(f"{spec}: unknown .npz model format {fmt!r} (expected tfsr-sesr or tfsr-lut)")
+    return KerasUpscaler(load_collapsed(spec), scale, name=name or spec, model_scale=model_scale)
+
+
+def _holds_luts(path: str) -> bool:
+    """Whether a tfsr ``.npz`` holds LUT tables rather than collapsed SESR weights, by its header.
+
+    A file that is not a readable tfsr ``.npz``, or names another format, counts as SESR: its loader
+    says what is wrong with it."""
+    from tfsr.npz_header import NpzReadError, read_npz_header
+
+    try:
+        return read_npz_header(path).get("format") == "tfsr-lut"
+    except NpzReadError:
+        return False
 
 
 register_upscaler_kind(
