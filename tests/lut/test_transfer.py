@@ -2,6 +2,7 @@
 
 import json
 import os
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -256,15 +257,25 @@ def test_finetune_decay_takes_smaller_steps_than_a_constant_rate():
     lr = _image(7, (2, 8, 8, 1))
     data = tf.data.Dataset.from_tensors((lr, np.ones((2, 16, 16, 1), np.float32))).repeat()
     moved = {}
+    calls = []
+    real_call = LutModel.call
+
+    def counted_call(self, *args, **kwargs):  # runs once per trace of the training step
+        calls.append(1)
+        return real_call(self, *args, **kwargs)
+
     for decay in (True, False):
         model = LutModel.from_tables(tables)
-        finetune(model, data, steps=4, lr=0.5, decay=decay)
+        with mock.patch.object(LutModel, "call", counted_call):
+            finetune(model, data, steps=4, lr=0.5, decay=decay)
         moved[decay] = sum(
             float(np.abs(v.numpy() - tables.luts[f"lut_{n}"]).sum())
             for v, n in zip(model.luts, model.names, strict=True)
         )
     # Adam moves an entry by about the rate each step: 4 steps of 0.5 vs a cosine from 0.5 to 0.
     assert 0 < moved[True] < 0.8 * moved[False]
+    # One trace per fine-tuning (optimizer slots made inside the first call would mean two).
+    assert len(calls) == 2
 
 
 def test_transfer_run(net, tables, tmp_path):
