@@ -59,7 +59,7 @@ class TrainConfig:
     """Everything a training run depends on. ``python train.py --helpfull`` documents the flags.
 
     Attributes:
-        model: model name from ``tfsr.models.model_names()`` (for example ``"sesr_m5"``).
+        model: model name from ``tfsr.models.registry.model_names()`` (for example ``"sesr_m5"``).
         scale: upscaling factor.
         train_data: ``"embedded"`` (photos bundled with scikit-image), ``"div2k"`` (tfds, needs
             internet) or an image folder.
