@@ -4,7 +4,11 @@
 - RGB: a Y-only model runs on Y (BT.601); Cb and Cr are upscaled with MATLAB bicubic.
 - Grey: the model runs on the grey values as its Y (as the evaluation protocol does); an RGB
   model runs on R = G = B and its output is made grey again with full-range luma.
-- Alpha: kept, upscaled with bicubic.
+- Alpha: kept, upscaled with bicubic. The colour of fully transparent pixels (often black, or a
+  palette's key colour) is first replaced by that of the nearest pixel that is not, so that it
+  does not bleed into the visible edge (no dark or coloured halo); visible pixels are upscaled as
+  they are (not premultiplied: a model is not linear, and a uniformly translucent image then
+  gives the same colours as the opaque one).
 - Large images are cut into LR tiles of about ``tile`` x ``tile`` pixels that overlap by about
   ``margin`` pixels on every side; each tile's margin is dropped after upscaling. For a scale
   p / q (2.5 = 5 / 2) tile corners sit on multiples of q LR pixels, so that every tile's output
@@ -127,18 +131,29 @@ def upscale_image(
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
 
-    x = image.astype(np.float32) / 255.0
     if image.ndim == 2:
-        x = x[..., None]
+        image = image[..., None]
         if upscaler.channels == 3:  # an RGB model: run on R = G = B, made grey again
 
-            def run(piece):
+            def run_colour(piece):
                 return rgb_to_grey(upscaler.upscale_rgb(grey_to_rgb(piece)))
 
         else:
-            run = upscaler.upscale_y
+            run_colour = upscaler.upscale_y
     else:
-        run = upscaler.upscale_rgb
+        run_colour = upscaler.upscale_rgb
+    x = image.astype(np.float32) / 255.0
+    if alpha is not None:
+        x = np.concatenate([fill_transparent(x, alpha), alpha[..., None] / np.float32(255)], -1)
+
+    def run(piece):
+        if alpha is None:
+            return run_colour(piece)
+        # Alpha rides along as the last channel: bicubic, tile by tile like the colour.
+        colour = np.asarray(run_colour(piece[..., :-1]))
+        big_alpha = np.asarray(imresize(piece[..., -1], upscaler.scale_pair))
+        big_alpha = big_alpha[: colour.shape[0], : colour.shape[1], None]
+        return np.concatenate([colour, big_alpha], axis=-1)
 
     def run_uint8(piece):
         # Each tile becomes uint8 at once (the same values as rounding the whole image): the
@@ -146,12 +161,23 @@ def upscale_image(
         return np.asarray(to_uint8(np.asarray(run(piece), np.float64) * 255.0))
 
     out = run_tiled(run_uint8, x, upscaler.scale_pair, tile=tile, margin=margin)
-    if image.ndim == 2:
-        out = out[..., 0]
-    if alpha is not None:
-        big_alpha = imresize(alpha, upscaler.scale_pair)[: out.shape[0], : out.shape[1]]
-        out = np.concatenate([np.atleast_3d(out), np.asarray(big_alpha)[..., None]], axis=-1)
-    return out
+    return out[..., 0] if out.shape[-1] == 1 else out
+
+
+def fill_transparent(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``colour`` (H, W, C) with every pixel of ``alpha`` 0 given the colour of the nearest pixel
+    (Euclidean distance) whose alpha is not 0; unchanged when no pixel, or every pixel, is
+    transparent. What a transparent pixel holds is invisible, but an upscaler mixes it into its
+    visible neighbours: black there would darken the upscaled edge."""
+    from scipy import ndimage
+
+    transparent = np.asarray(alpha) == 0
+    if not transparent.any() or transparent.all():
+        return colour
+    nearest = ndimage.distance_transform_edt(
+        transparent, return_distances=False, return_indices=True
+    )
+    return colour[nearest[0], nearest[1]]
 
 
 def plan_outputs(inputs: list[str], out_dir: str) -> list[tuple[str, str]]:
