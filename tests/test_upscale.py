@@ -247,6 +247,15 @@ def test_plan_outputs(tmp_path):
     ]
     with pytest.raises(ValueError, match="is an input image"):
         plan_outputs([str(folder / "sub" / "b.png")], str(folder / "sub"))
+    # An output folder inside the input folder: its images (an earlier run's) are not inputs.
+    inside = plan_outputs([str(folder)], str(folder / "up"))
+    (folder / "up").mkdir()
+    write_image(str(folder / "up" / "a.png"), _photo(8, 8))
+    assert plan_outputs([str(folder)], str(folder / "up")) == inside
+    assert [os.path.relpath(s, folder) for s, _ in inside] == [
+        "a.jpg",
+        os.path.join("sub", "b.png"),
+    ]
     write_image(str(tmp_path / "a.png"), _photo(8, 8))
     with pytest.raises(ValueError, match="would both be written to"):
         plan_outputs([str(folder / "a.jpg"), str(tmp_path / "a.png")], str(tmp_path / "out"))

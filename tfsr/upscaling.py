@@ -183,6 +183,9 @@ def fill_transparent(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 def plan_outputs(inputs: list[str], out_dir: str) -> list[tuple[str, str]]:
     """``(input file, output file)`` pairs for files and folders given on the command line.
 
+    A folder's images inside ``out_dir`` (an output folder within the input folder, as
+    ``--out=photos/up`` for ``photos/``) are not inputs: they are an earlier run's outputs.
+
     Raises:
         FileNotFoundError: an input that does not exist.
         ValueError: no image found, two inputs with the same output, an output that is an input
@@ -192,10 +195,13 @@ def plan_outputs(inputs: list[str], out_dir: str) -> list[tuple[str, str]]:
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"the output folder {out_dir!r} is a file")
     pairs = []
+    out_real = os.path.realpath(out_dir)
     for item in inputs:
         if os.path.isdir(item):
             root = os.path.normpath(item)
             for path in list_images(root):
+                if _is_within(os.path.realpath(path), out_real):
+                    continue  # an earlier run's output, in an --out inside this folder
                 rel = os.path.splitext(os.path.relpath(path, root))[0]
                 pairs.append((path, os.path.join(out_dir, rel + ".png")))
         elif os.path.isfile(item):
@@ -218,6 +224,10 @@ def plan_outputs(inputs: list[str], out_dir: str) -> list[tuple[str, str]]:
         if os.path.exists(dst) and _file_id(dst) in inputs:
             raise ValueError(f"output {dst!r} is an input image; choose another --out")
     return pairs
+
+
+def _is_within(path: str, folder: str) -> bool:
+    return os.path.commonpath([path, folder]) == folder
 
 
 def _file_id(path: str) -> tuple[int, int]:
