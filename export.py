@@ -24,6 +24,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from absl import app, flags  # noqa: E402
 
+from tfsr.scale_flags import define_scale_flags  # noqa: E402
+
 _MODEL = flags.DEFINE_string(
     "model", None, "Shipped name, .keras/.h5/.npz file, SavedModel or training run folder."
 )
@@ -39,11 +41,9 @@ _QAT_STEPS = flags.DEFINE_integer(
     "only: other families are calibrated by the TFLite converter.",
     lower_bound=0,
 )
-_SCALE = flags.DEFINE_float(
-    "scale", None, "Scale to export an arbitrary-scale model (meta_sesr) at, e.g. 2 or 2.5."
+_SCALE, _SCALE_V, _SCALE_H = define_scale_flags(
+    "Scale to export an arbitrary-scale model (meta_sesr) at, e.g. 2 or 2.5.", axis_word="scale"
 )
-_SCALE_V = flags.DEFINE_float("scale_v", None, "Vertical scale (with --scale_h; default --scale).")
-_SCALE_H = flags.DEFINE_float("scale_h", None, "Horizontal scale (with --scale_v).")
 _QAT_DIR = flags.DEFINE_string("qat_dir", "", "Checkpoint folder for QAT; rerunning resumes.")
 _QAT_LR = flags.DEFINE_float(
     "qat_lr", None, "QAT learning rate (Adam, cosine decay; default DEFAULT_QAT_LR, 1e-5)."

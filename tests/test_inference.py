@@ -310,3 +310,33 @@ def test_scale_from_flags():
     assert scale_from_flags(3.0, scale_h=1.5) == (3.0, 1.5)
     with pytest.raises(ValueError, match="give both --scale_v and --scale_h"):
         scale_from_flags(None, scale_v=2.0)
+
+
+class _GridRecorder(inference.Upscaler):
+    """Records the input sizes ``_on_whole_grid`` runs on; outputs floor(s * size) zeros."""
+
+    channels = 1
+
+    def __init__(self, scale):
+        super().__init__(scale, name="recorder")
+        self.seen = []
+
+    def _predict(self, image):
+        def run(x):
+            self.seen.append(x.shape[:2])
+            size = [int(n * s + 1e-9) for n, s in zip(x.shape[:2], self.scale_pair, strict=True)]
+            return np.zeros((*size, 1), np.float32)
+
+        return self._on_whole_grid(image, run)
+
+
+@pytest.mark.parametrize(
+    ("scale", "padded", "out"),
+    [(2.5, (10, 12), (25, 27)), (4 / 3, (12, 12), (13, 14)), (1.333, (10, 11), (13, 14))],
+)
+def test_whole_grid_padding_only_for_short_ratios(scale, padded, out):
+    # 2.5 = 5/2 and 4/3 pad to a multiple of q; 1.333 = 1333/1000 would pad a 10x11 image to
+    # 1000x1000 (q above GRID_DENOMINATOR): it runs as it is.
+    up = _GridRecorder(scale)
+    assert up.upscale_y(np.zeros((10, 11, 1), np.float32)).shape == (*out, 1)
+    assert up.seen == [padded]

@@ -125,8 +125,11 @@ def test_run_tiled_irrational_scale_runs_whole():
         calls.append(piece.shape)
         return piece
 
-    run_tiled(run, np.zeros((50, 50, 1)), (np.pi, 2.0), tile=8)
-    assert calls == [(50, 50, 1)]
+    with pytest.warns(UserWarning, match="no ratio p/q with q <= 64: the 50x50 image runs whole"):
+        run_tiled(run, np.zeros((50, 50, 1)), (np.pi, 2.0), tile=8)
+    with pytest.warns(UserWarning, match="give a scale such as 4/3 as a fraction"):
+        run_tiled(run, np.zeros((50, 50, 1)), (1.333, 1.333), tile=8)  # 1333/1000
+    assert calls == [(50, 50, 1)] * 2
 
 
 def test_grey_stays_grey_and_alpha_is_kept(sesr_upscaler):

@@ -43,6 +43,7 @@ from absl import app, flags  # noqa: E402
 
 from tfsr.evaluation import evaluate, format_result  # noqa: E402
 from tfsr.inference import load_upscaler, scale_from_flags  # noqa: E402
+from tfsr.scale_flags import define_scale_flags  # noqa: E402
 from tfsr.upscaling import PER_IMAGE_ERRORS, one_line  # noqa: E402
 
 _MODEL = flags.DEFINE_string(
@@ -52,14 +53,10 @@ _MODEL = flags.DEFINE_string(
     "folder, .tflite file or .npz (collapsed SESR or LUT tables).",
 )
 _DATA = flags.DEFINE_list("data", None, "Comma-separated data folders (HR/ + LR_bicubic/, or HR).")
-_SCALE = flags.DEFINE_float(
-    "scale",
-    None,
+_SCALE, _SCALE_V, _SCALE_H = define_scale_flags(
     "Upscaling factor (2, 3, 4, or any, e.g. 2.5, for arbitrary-scale models); default: the "
-    "model's own (bicubic has none: give it).",
+    "model's own (bicubic has none: give it)."
 )
-_SCALE_V = flags.DEFINE_float("scale_v", None, "Vertical factor (with --scale_h; default --scale).")
-_SCALE_H = flags.DEFINE_float("scale_h", None, "Horizontal factor (with --scale_v).")
 _CROP_BORDER = flags.DEFINE_integer(
     "crop_border",
     None,

@@ -38,6 +38,11 @@ from tfsr.data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from tfsr.data.imresize import imresize, scale_name, scale_pair, scale_ratio
 from tfsr.run_files import RUN_MODEL_FILENAME, run_model_path
 
+GRID_DENOMINATOR = 64
+"""Largest q of a scale p / q whose output grid upscalers and tiles align to (padding the input
+to a multiple of q rows and columns, tile corners on multiples of q). A scale with a longer
+ratio (1.333 = 1333/1000) runs as it is, untiled: give it as a fraction (4/3) instead."""
+
 __all__ = [
     "BicubicUpscaler",
     "KerasUpscaler",
@@ -90,12 +95,13 @@ class Upscaler:
         So the LR is padded (edge values) to a multiple of q on that axis, where the ratio is
         exactly ``s`` (training patches always are), and the output cropped to
         ``floor(s * size)``. This also makes a tile's output a window of the whole image's.
-        Integer scales run as they are.
+        Integer scales, and scales of no ratio with q <= :data:`GRID_DENOMINATOR`, run as they
+        are.
         """
         pads, sizes = [], []
         for n, s in zip(image.shape[:2], self.scale_pair, strict=True):
             try:
-                p, q = scale_ratio(s)
+                p, q = scale_ratio(s, GRID_DENOMINATOR)
             except ValueError:  # no short ratio: as it is
                 p, q = s, 1
             pads.append(-n % q if q > 1 else 0)

@@ -22,6 +22,7 @@ if __name__ == "__main__":
 from absl import app, flags  # noqa: E402
 
 from tfsr.inference import load_upscaler, scale_from_flags  # noqa: E402
+from tfsr.scale_flags import define_scale_flags  # noqa: E402
 from tfsr.upscaling import (  # noqa: E402
     DEFAULT_MARGIN,
     DEFAULT_TILE,
@@ -37,11 +38,9 @@ _MODEL = flags.DEFINE_string(
     ".tflite file, .npz (collapsed SESR or LUT tables), or 'bicubic'.",
 )
 _OUT = flags.DEFINE_string("out", None, "Output folder (created if missing).")
-_SCALE = flags.DEFINE_float(
-    "scale", None, "Upscaling factor, any for arbitrary-scale models (default: the model's own)."
+_SCALE, _SCALE_V, _SCALE_H = define_scale_flags(
+    "Upscaling factor, any for arbitrary-scale models (default: the model's own)."
 )
-_SCALE_V = flags.DEFINE_float("scale_v", None, "Vertical factor (with --scale_h; default --scale).")
-_SCALE_H = flags.DEFINE_float("scale_h", None, "Horizontal factor (with --scale_v).")
 _TILE = flags.DEFINE_integer("tile", DEFAULT_TILE, "LR tile side for large images.", lower_bound=1)
 _MARGIN = flags.DEFINE_integer(
     "margin",

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -28,9 +29,9 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from tfsr.data.color import grey_to_rgb, rgb_to_grey
-from tfsr.data.imresize import imresize, scale_ratio, to_uint8
+from tfsr.data.imresize import imresize, scale_name, scale_ratio, to_uint8
 from tfsr.data.io import list_images, read_icc_profile, read_image, write_image
-from tfsr.inference import Upscaler
+from tfsr.inference import GRID_DENOMINATOR, Upscaler
 
 DEFAULT_TILE = 512
 DEFAULT_MARGIN = 16
@@ -64,7 +65,8 @@ def run_tiled(
     Args:
         run: the upscaling function for one piece.
         image: (H, W, C) float array.
-        scale: (s_v, s_h); a scale that is no ratio p / q with q <= 1000 runs the whole image.
+        scale: (s_v, s_h); a scale that is no ratio p / q with q <= ``GRID_DENOMINATOR`` (64)
+            runs the whole image, with a warning when it is larger than a tile.
         tile: LR tile side (rounded up to a multiple of q); images no larger than this in both
             sides run whole.
         margin: LR pixels of context on each side of a tile (rounded up to a multiple of q),
@@ -74,8 +76,14 @@ def run_tiled(
         raise ValueError(f"tile must be positive and margin >= 0, got tile={tile}, margin={margin}")
     h, w = image.shape[:2]
     try:
-        (pv, qv), (ph, qh) = scale_ratio(scale[0]), scale_ratio(scale[1])
+        (pv, qv), (ph, qh) = (scale_ratio(s, GRID_DENOMINATOR) for s in scale)
     except ValueError:
+        if h > tile or w > tile:
+            warnings.warn(
+                f"scale {scale_name(scale)} is no ratio p/q with q <= {GRID_DENOMINATOR}: the "
+                f"{h}x{w} image runs whole, not in tiles (give a scale such as 4/3 as a fraction)",
+                stacklevel=2,
+            )
         return run(image)
     tile_v, tile_h = _round_up(tile, qv), _round_up(tile, qh)
     if h <= tile_v and w <= tile_h:
