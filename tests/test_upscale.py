@@ -286,6 +286,11 @@ def test_upscale_files_reports_bad_files_and_refuses_to_overwrite(tmp_path):
     with pytest.raises(FileExistsError, match="use --overwrite"):
         upscale_files(BicubicUpscaler(3), pairs[:1])
     assert upscale_files(BicubicUpscaler(3), pairs[:1], overwrite=True) == []
+    frames = [Image.fromarray(_photo(6, 6, seed=i)) for i in range(2)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    pairs = plan_outputs([str(tmp_path / "anim.gif")], str(tmp_path / "out"))
+    with pytest.warns(UserWarning, match="anim.gif is an animation: only its first frame"):
+        assert upscale_files(BicubicUpscaler(2), pairs) == []
 
 
 def test_cli(tmp_path):

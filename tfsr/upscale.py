@@ -20,6 +20,7 @@ if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from tfsr.inference import load_upscaler, scale_from_flags  # noqa: E402
 from tfsr.scale_flags import define_scale_flags  # noqa: E402
@@ -52,6 +53,9 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing output file
 
 
 def main(argv):
+    # The files are the user's own choice, and large ones go through in tiles: no Pillow
+    # "decompression bomb" refusal of images above 179 megapixels.
+    Image.MAX_IMAGE_PIXELS = None
     inputs = argv[1:]
     if not inputs:
         sys.exit("tfsr.upscale: give one or more image files or folders")

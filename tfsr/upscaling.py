@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from tfsr.data.color import grey_to_rgb, rgb_to_grey
 from tfsr.data.imresize import imresize, scale_name, scale_ratio, to_uint8
-from tfsr.data.io import list_images, read_icc_profile, read_image, write_image
+from tfsr.data.io import is_animation, list_images, read_icc_profile, read_image, write_image
 from tfsr.inference import GRID_DENOMINATOR, Upscaler
 
 DEFAULT_TILE = 512
@@ -271,7 +271,8 @@ def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin
 
     Inputs are read with their EXIF orientation applied (a phone photo comes out upright); an
     embedded ICC colour profile is carried to the output where it still describes it (RGB or
-    grey). An image that fails is reported and the others go on.
+    grey); of an animation (GIF, APNG, WebP), the first frame is upscaled, with a warning. An
+    image that fails is reported and the others go on.
 
     Raises:
         FileExistsError: some output exists and not ``overwrite`` (checked before any work).
@@ -284,6 +285,10 @@ def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin
             # some pixel is not opaque for grey files.
             image = read_image(src, keep_alpha=True, keep_grey=True, exif_rotate=True)
             profile = read_icc_profile(src)
+            if is_animation(src):
+                warnings.warn(
+                    f"{src} is an animation: only its first frame is upscaled", stacklevel=2
+                )
             if image.ndim == 3 and image.shape[-1] == 4 and (image[..., 3] == 255).all():
                 image = image[..., :3]  # opaque: nothing to keep
             result = upscale_image(upscaler, image, tile=tile, margin=margin)

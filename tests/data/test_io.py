@@ -8,6 +8,7 @@ from PIL import Image
 
 from tfsr.data.io import (
     ImageReadError,
+    is_animation,
     list_images,
     read_icc_profile,
     read_image,
@@ -27,12 +28,13 @@ def test_list_images_sorted_recursive_case_insensitive(tmp_path):
     (tmp_path / ".hidden").mkdir()
     for name in ["b.PNG", "a.jpg", "sub/c.JpEg", "sub/d.bmp", "e.webp", ".hidden/x.png"]:
         (tmp_path / name).write_bytes(b"")
-    for name in ["notes.txt", "._a.png", "f.tif"]:
+    for name in ["notes.txt", "._a.png", "f.tif", "g.TIFF", "h.gif"]:
         (tmp_path / name).write_bytes(b"")
     rel = [os.path.relpath(p, tmp_path) for p in list_images(tmp_path)]
-    assert rel == ["a.jpg", "b.PNG", "e.webp", os.path.join("sub", "c.JpEg"), "sub/d.bmp"]
+    images = ["a.jpg", "b.PNG", "e.webp", "f.tif", "g.TIFF", "h.gif"]
+    assert rel == [*images, os.path.join("sub", "c.JpEg"), os.path.join("sub", "d.bmp")]
     flat = [os.path.basename(p) for p in list_images(tmp_path, recursive=False)]
-    assert flat == ["a.jpg", "b.PNG", "e.webp"]
+    assert flat == images
 
 
 def test_list_images_errors_name_the_folder(tmp_path):
@@ -287,3 +289,17 @@ def test_icc_profile_carried_where_its_colour_space_fits(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(ImageReadError, match="bad.png"):
         read_icc_profile(tmp_path / "bad.png")
+
+
+def test_is_animation(tmp_path):
+    frames = [Image.fromarray(_rgb(seed=i)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "anim.png", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "still.gif")
+    frames[0].save(tmp_path / "pages.tif", save_all=True, append_images=frames[1:])
+    assert is_animation(tmp_path / "anim.gif") and is_animation(tmp_path / "anim.png")
+    assert not is_animation(tmp_path / "still.gif")
+    assert not is_animation(tmp_path / "pages.tif")  # pages, not frames
+    assert read_image(tmp_path / "anim.png").shape == (5, 7, 3)  # the first frame
+    with pytest.raises(FileNotFoundError):
+        is_animation(tmp_path / "none.gif")

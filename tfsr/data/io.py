@@ -22,7 +22,7 @@ import uuid
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 """File name endings (compared case-insensitively) that :func:`list_images` picks up."""
 
 _WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}
@@ -167,6 +167,18 @@ def read_image(
     return pixels
 
 
+def _from_header(path, read):
+    """``read(image)`` of the opened (not decoded) image file."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"image file {path!r} does not exist")
+    try:
+        with Image.open(path) as image:
+            return read(image)
+    except Exception as error:
+        raise ImageReadError(f"cannot read image {path!r}: {error}") from error
+
+
 def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(height, width)`` of an image file, from its header (no pixel is decoded).
 
@@ -174,15 +186,23 @@ def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
         FileNotFoundError: the file does not exist.
         ImageReadError: the header cannot be parsed (the pixel data are not checked).
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"image file {path!r} does not exist")
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except Exception as error:
-        raise ImageReadError(f"cannot read image {path!r}: {error}") from error
+    width, height = _from_header(path, lambda image: image.size)
     return height, width
+
+
+def is_animation(path: str | os.PathLike) -> bool:
+    """Whether an image file is an animation (GIF, APNG, WebP with several frames), of which
+    :func:`read_image` reads the first frame; reads the header only. (Not a multi-page TIFF,
+    nor a phone's MPO JPEG: a photo and its previews.)
+
+    Raises:
+        FileNotFoundError, ImageReadError: as :func:`read_image_size`.
+    """
+    return _from_header(
+        path,
+        lambda image: image.format in ("GIF", "PNG", "WEBP")
+        and bool(getattr(image, "is_animated", False)),
+    )
 
 
 def read_icc_profile(path: str | os.PathLike) -> bytes | None:
@@ -191,15 +211,7 @@ def read_icc_profile(path: str | os.PathLike) -> bytes | None:
     Raises:
         FileNotFoundError, ImageReadError: as :func:`read_image_size`.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"image file {path!r} does not exist")
-    try:
-        with Image.open(path) as image:
-            profile = image.info.get("icc_profile")
-    except Exception as error:
-        raise ImageReadError(f"cannot read image {path!r}: {error}") from error
-    return profile or None
+    return _from_header(path, lambda image: image.info.get("icc_profile")) or None
 
 
 def _icc_fits(profile: bytes | None, mode: str) -> bool:
