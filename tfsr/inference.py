@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -611,6 +612,14 @@ def _load_pretrained(spec: str, scale) -> Upscaler:
 
     entry = pretrained_entry(spec)
     scale = _resolve_scale(spec, scale, entry.scale)  # before loading the weights
+    if entry.trained_scales is not None:
+        lo, hi = entry.trained_scales
+        if not all(lo <= s <= hi for s in scale_pair(scale)):
+            warnings.warn(
+                f"{spec} was trained on scales {lo:g} to {hi:g}; at {scale_name(scale)} expect "
+                "lower quality",
+                stacklevel=2,
+            )
     if entry.filename.endswith(".npz"):  # collapsed SESR or LUT tables: told by the header
         return _load_npz(pretrained_path(spec), scale, name=spec, model_scale=entry.scale)
     return KerasUpscaler(pretrained(spec), scale, name=spec, model_scale=entry.scale)

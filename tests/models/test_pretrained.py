@@ -41,6 +41,17 @@ def test_shipped_names_include_the_readme_table():
     assert "meta_sesr" in names
 
 
+def test_meta_sesr_outside_its_training_scales_warns():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_upscaler("meta_sesr", (1.1, 4.0))  # the range's ends: no warning
+    for scale in (5, 1.05, (2, 4.5)):
+        with pytest.warns(UserWarning, match="trained on scales 1.1 to 4; at .* expect lower"):
+            load_upscaler("meta_sesr", scale)
+
+
 def test_unknown_name_lists_the_shipped_ones():
     with pytest.raises(ValueError, match="shipped names: .*sesr_dysample_x2"):
         pretrained_entry("sesr_m4_x2")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from tfsr.inference import Upscaler, _resolve_scale
 from tfsr.lut.lut_model import LutModel
 
@@ -27,7 +29,13 @@ class LutUpscaler(Upscaler):
         super().__init__(_resolve_scale(path, scale, self.model.scale), name or path)
 
     def _predict(self, image):
-        return self.model.upscale(image[None])[0].numpy()
+        # An image (or a last tile) thinner than the tables' reach is edge-padded up to it and
+        # its output cropped: a 1-pixel-wide image upscales like any other.
+        h, w = image.shape[:2]
+        side = self.model.min_side
+        padded = np.pad(image, ((0, max(side - h, 0)), (0, max(side - w, 0)), (0, 0)), mode="edge")
+        scale = self.model.scale
+        return self.model.upscale(padded[None])[0].numpy()[: h * scale, : w * scale]
 
 
 def load_lut_upscaler(path: str, scale=None, name: str | None = None) -> LutUpscaler:

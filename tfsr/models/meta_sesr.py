@@ -222,6 +222,7 @@ def _register_shipped() -> None:
             scale=None,  # any scale: give --scale (or --scale_v and --scale_h)
             description="meta_sesr (SESR-M5 body + meta-upscale), trained on the 291 set, "
             "scales 1.1..4.0",
+            trained_scales=(min(ISOTROPIC_SCALES), max(ISOTROPIC_SCALES)),
         )
     )
 

@@ -17,13 +17,17 @@ WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights"
 
 @dataclass(frozen=True)
 class PretrainedEntry:
-    """One shipped model: its file in ``WEIGHTS_DIR``, scale and a loader."""
+    """One shipped model: its file in ``WEIGHTS_DIR``, scale and a loader.
+
+    ``scale`` None is an arbitrary-scale model; ``trained_scales`` (lowest, highest) is then the
+    range it was trained on (loading it at a scale outside warns)."""
 
     name: str
     filename: str
     scale: float | None
     description: str
     loader: Callable[[str], keras.Model] | None = None
+    trained_scales: tuple[float, float] | None = None
 
 
 _REGISTRY: dict[str, PretrainedEntry] = {}
