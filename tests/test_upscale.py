@@ -266,6 +266,15 @@ def test_plan_outputs(tmp_path):
         plan_outputs([str(tmp_path / "nothing.png")], str(tmp_path / "out"))
     with pytest.raises(ValueError, match="output folder .* is a file"):
         plan_outputs([str(folder / "a.jpg")], str(tmp_path / "a.png"))
+    (folder / "c.gif").write_bytes(b"")
+    same = plan_outputs([str(folder)], str(tmp_path / "out"), fmt="same")
+    endings = {os.path.relpath(s, folder): os.path.relpath(d, tmp_path / "out") for s, d in same}
+    assert endings["a.jpg"] == "a.jpg" and endings["c.gif"] == "c.png"  # no GIF writer: PNG
+    webp = plan_outputs([str(folder / "a.jpg")], str(tmp_path / "out"), fmt="webp")
+    assert webp[0][1] == os.path.join(str(tmp_path / "out"), "a.webp")
+    with pytest.raises(ValueError, match="unknown output format 'tiff'"):
+        plan_outputs([str(folder / "a.jpg")], str(tmp_path / "out"), fmt="tiff")
+    (folder / "c.gif").unlink()
     # An existing output that is an input under another name (a hard link here; a case-folding
     # file system gives the same).
     (tmp_path / "linked").mkdir()
@@ -313,3 +322,15 @@ def test_cli(tmp_path):
     assert again.returncode != 0 and "use --overwrite" in again.stderr, again.stderr
     zero = run_python(*run, "--tile=0", str(tmp_path / "x.png"), f"--out={tmp_path / 'z'}")
     assert zero.returncode != 0 and "--tile" in zero.stderr and "Traceback" not in zero.stderr
+    # Other output kinds, a fraction for the scale.
+    jpg = run_python(
+        *run[:-1],
+        "--scale=3/2",
+        "--format=jpg",
+        "--quality=80",
+        str(tmp_path / "x.png"),
+        f"--out={tmp_path / 'j'}",
+    )
+    assert jpg.returncode == 0, jpg.stderr
+    with Image.open(tmp_path / "j" / "x.jpg") as image:
+        assert image.format == "JPEG" and image.size == (15, 15)

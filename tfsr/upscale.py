@@ -6,7 +6,7 @@
         --out=up/
 
 Every input file becomes ``OUT/NAME.png`` (files inside a folder input keep their path below
-that folder). RGB images go through the model on Y and bicubic on CbCr; grey images stay grey;
+that folder; ``--format=jpg``, ``webp`` or ``same`` for other kinds). RGB images go through the model on Y and bicubic on CbCr; grey images stay grey;
 an alpha channel is kept; a photo's EXIF orientation is applied. Large images are upscaled in
 tiles (``--tile``) with the whole image's result (up to float rounding). Inputs are never
 overwritten; existing outputs only with ``--overwrite``. A file that cannot be read or upscaled
@@ -27,6 +27,7 @@ from tfsr.scale_flags import define_scale_flags  # noqa: E402
 from tfsr.upscaling import (  # noqa: E402
     DEFAULT_MARGIN,
     DEFAULT_TILE,
+    OUTPUT_FORMATS,
     check_outputs_free,
     plan_outputs,
     upscale_files,
@@ -50,6 +51,16 @@ _MARGIN = flags.DEFINE_integer(
     lower_bound=0,
 )
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+_FORMAT = flags.DEFINE_enum(
+    "format",
+    "png",
+    OUTPUT_FORMATS,
+    "Output files: png (lossless), jpg, webp, or the same kind as each input (PNG where it "
+    "cannot be written: GIF, TIFF). JPEG holds no transparency.",
+)
+_QUALITY = flags.DEFINE_integer(
+    "quality", 95, "JPEG / WebP quality (100: lossless WebP).", lower_bound=1, upper_bound=100
+)
 
 
 def main(argv):
@@ -62,12 +73,17 @@ def main(argv):
     if not _OUT.value:
         sys.exit("tfsr.upscale: --out is required (the output folder)")
     try:
-        pairs = plan_outputs(inputs, _OUT.value)
+        pairs = plan_outputs(inputs, _OUT.value, _FORMAT.value)
         check_outputs_free(pairs, _OVERWRITE.value)  # before loading the model
         scale = scale_from_flags(_SCALE.value, _SCALE_V.value, _SCALE_H.value)
         upscaler = load_upscaler(_MODEL.value, scale)
         failures = upscale_files(
-            upscaler, pairs, overwrite=_OVERWRITE.value, tile=_TILE.value, margin=_MARGIN.value
+            upscaler,
+            pairs,
+            overwrite=_OVERWRITE.value,
+            tile=_TILE.value,
+            margin=_MARGIN.value,
+            quality=_QUALITY.value,
         )
     except (ValueError, OSError) as error:
         sys.exit(f"tfsr.upscale: {error}")

@@ -188,8 +188,23 @@ def fill_transparent(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return colour[nearest[0], nearest[1]]
 
 
-def plan_outputs(inputs: list[str], out_dir: str) -> list[tuple[str, str]]:
+OUTPUT_FORMATS = ("png", "jpg", "webp", "same")
+"""``tfsr.upscale --format``: the output files' kind; "same" keeps the input's where it can be
+written (PNG, JPEG, WebP, BMP), else PNG."""
+
+
+def _output_ending(src: str, fmt: str) -> str:
+    if fmt == "same":
+        ending = os.path.splitext(src)[1].lower()
+        return ending if ending in (".png", ".jpg", ".jpeg", ".webp", ".bmp") else ".png"
+    return "." + fmt
+
+
+def plan_outputs(inputs: list[str], out_dir: str, fmt: str = "png") -> list[tuple[str, str]]:
     """``(input file, output file)`` pairs for files and folders given on the command line.
+
+    Each output is ``out_dir/NAME.EXT`` (a folder's images keep their path below it), EXT from
+    ``fmt``, one of :data:`OUTPUT_FORMATS`.
 
     A folder's images inside ``out_dir`` (an output folder within the input folder, as
     ``--out=photos/up`` for ``photos/``) are not inputs: they are an earlier run's outputs.
@@ -200,6 +215,8 @@ def plan_outputs(inputs: list[str], out_dir: str) -> list[tuple[str, str]]:
             (by path, or an existing file that is the same file: a case-insensitive file
             system), or an ``out_dir`` that is a file.
     """
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"unknown output format {fmt!r}: expected one of {OUTPUT_FORMATS}")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"the output folder {out_dir!r} is a file")
     pairs = []
@@ -211,10 +228,10 @@ def plan_outputs(inputs: list[str], out_dir: str) -> list[tuple[str, str]]:
                 if _is_within(os.path.realpath(path), out_real):
                     continue  # an earlier run's output, in an --out inside this folder
                 rel = os.path.splitext(os.path.relpath(path, root))[0]
-                pairs.append((path, os.path.join(out_dir, rel + ".png")))
+                pairs.append((path, os.path.join(out_dir, rel + _output_ending(path, fmt))))
         elif os.path.isfile(item):
             stem = os.path.splitext(os.path.basename(item))[0]
-            pairs.append((item, os.path.join(out_dir, stem + ".png")))
+            pairs.append((item, os.path.join(out_dir, stem + _output_ending(item, fmt))))
         else:
             raise FileNotFoundError(f"input {item!r} does not exist")
     if not pairs:
@@ -266,8 +283,19 @@ def one_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin=DEFAULT_MARGIN):
+def upscale_files(
+    upscaler,
+    pairs,
+    *,
+    overwrite=False,
+    tile=DEFAULT_TILE,
+    margin=DEFAULT_MARGIN,
+    quality=95,
+):
     """Upscales every pair; returns the list of ``(input, error message)`` that failed.
+
+    The output's kind follows its file name (:func:`tfsr.data.io.write_image`; ``quality`` for
+    JPEG and WebP); an image with transparency cannot go to JPEG (it fails).
 
     Inputs are read with their EXIF orientation applied (a phone photo comes out upright); an
     embedded ICC colour profile is carried to the output where it still describes it (RGB or
@@ -293,7 +321,7 @@ def upscale_files(upscaler, pairs, *, overwrite=False, tile=DEFAULT_TILE, margin
                 image = image[..., :3]  # opaque: nothing to keep
             result = upscale_image(upscaler, image, tile=tile, margin=margin)
             os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-            write_image(dst, result, overwrite=overwrite, icc_profile=profile)
+            write_image(dst, result, overwrite=overwrite, quality=quality, icc_profile=profile)
         except PER_IMAGE_ERRORS as error:
             failures.append((src, one_line(error)))
     return failures
