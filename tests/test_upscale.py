@@ -118,6 +118,19 @@ def test_exported_form_of_meta_sesr_pads_like_the_arbitrary_scale_model():
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
 
 
+def test_meta_sesr_at_a_fraction_tiles_like_the_whole():
+    model = meta_sesr(num_blocks=1, expanded_filters=8, hidden_units=8)
+    rng = np.random.default_rng(4)
+    for w in model.weights:
+        w.assign(rng.normal(0, 0.1, w.shape).astype(np.float32))
+    up = KerasUpscaler(model, 4 / 3, name="meta")  # 4/3, as --scale=4/3 gives it
+    image = _photo(27, 25, seed=6)
+    whole = upscale_image(up, image, tile=1000)
+    assert whole.shape == (36, 33, 3)  # floor(4/3 * 25) = 33
+    diff = np.abs(whole.astype(int) - upscale_image(up, image, tile=9, margin=6).astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
 def test_run_tiled_irrational_scale_runs_whole():
     calls = []
 
@@ -125,7 +138,7 @@ def test_run_tiled_irrational_scale_runs_whole():
         calls.append(piece.shape)
         return piece
 
-    with pytest.warns(UserWarning, match="no ratio p/q with q <= 64: the 50x50 image runs whole"):
+    with pytest.warns(UserWarning, match="no ratio p/q with q <= 100: the 50x50 image runs whole"):
         run_tiled(run, np.zeros((50, 50, 1)), (np.pi, 2.0), tile=8)
     with pytest.warns(UserWarning, match="give a scale such as 4/3 as a fraction"):
         run_tiled(run, np.zeros((50, 50, 1)), (1.333, 1.333), tile=8)  # 1333/1000
@@ -255,6 +268,13 @@ def test_plan_outputs(tmp_path):
     (folder / "up").mkdir()
     write_image(str(folder / "up" / "a.png"), _photo(8, 8))
     assert plan_outputs([str(folder)], str(folder / "up")) == inside
+    # --out the input folder itself, or above it: its images are inputs as ever.
+    (tmp_path / "photos").mkdir()
+    write_image(str(tmp_path / "photos" / "p.jpg"), _photo(8, 8))
+    Image.fromarray(_photo(8, 8)).save(tmp_path / "photos" / "t.tif")  # TIFF files are listed
+    for out in (tmp_path / "photos", tmp_path):
+        pairs = plan_outputs([str(tmp_path / "photos")], str(out))
+        assert [os.path.relpath(d, out) for _, d in pairs] == ["p.png", "t.png"]
     assert [os.path.relpath(s, folder) for s, _ in inside] == [
         "a.jpg",
         os.path.join("sub", "b.png"),
@@ -300,6 +320,20 @@ def test_upscale_files_reports_bad_files_and_refuses_to_overwrite(tmp_path):
     pairs = plan_outputs([str(tmp_path / "anim.gif")], str(tmp_path / "out"))
     with pytest.warns(UserWarning, match="anim.gif is an animation: only its first frame"):
         assert upscale_files(BicubicUpscaler(2), pairs) == []
+    # Transparency to JPEG: refused before the upscale, by name; opaque RGBA goes.
+    rgba = np.concatenate([_photo(6, 6), np.full((6, 6, 1), 255, np.uint8)], axis=-1)
+    write_image(tmp_path / "opaque.png", rgba)
+    rgba[0, 0, 3] = 10
+    write_image(tmp_path / "clear.png", rgba)
+    inputs = [str(tmp_path / "opaque.png"), str(tmp_path / "clear.png")]
+    failures = upscale_files(BicubicUpscaler(2), plan_outputs(inputs, str(tmp_path / "j"), "jpg"))
+    assert failures == [
+        (
+            inputs[1],
+            f"it has transparency, which {str(tmp_path / 'j' / 'clear.jpg')!r} cannot hold (use png or webp)",
+        )
+    ]
+    assert os.listdir(tmp_path / "j") == ["opaque.jpg"]
 
 
 def test_cli(tmp_path):

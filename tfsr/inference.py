@@ -39,10 +39,11 @@ from tfsr.data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from tfsr.data.imresize import imresize, scale_name, scale_pair, scale_ratio
 from tfsr.run_files import RUN_MODEL_FILENAME, run_model_path
 
-GRID_DENOMINATOR = 64
+GRID_DENOMINATOR = 100
 """Largest q of a scale p / q whose output grid upscalers and tiles align to (padding the input
-to a multiple of q rows and columns, tile corners on multiples of q). A scale with a longer
-ratio (1.333 = 1333/1000) runs as it is, untiled: give it as a fraction (4/3) instead."""
+to a multiple of q rows and columns, tile corners on multiples of q): the training scales' and
+the meta-upscale's short fractions (``tfsr.layers.pos2weight.SHORT_DENOMINATOR``). A scale with a
+longer ratio (1.333 = 1333/1000) runs as it is, untiled: give it as a fraction (4/3) instead."""
 
 __all__ = [
     "BicubicUpscaler",
@@ -667,16 +668,15 @@ def _load_npz(spec: str, scale, name: str | None = None, model_scale=None) -> Up
 
 
 def _holds_luts(path: str) -> bool:
-    """Whether a tfsr ``.npz`` holds LUT tables rather than collapsed SESR weights, by its header.
+    """Whether a tfsr ``.npz`` holds LUT tables rather than collapsed SESR weights, by its header
+    (a file naming another format counts as SESR: its loader says what is wrong).
 
-    A file that is not a readable tfsr ``.npz``, or names another format, counts as SESR: its loader
-    says what is wrong with it."""
-    from tfsr.npz_header import NpzReadError, read_npz_header
+    Raises:
+        NpzReadError: not a readable tfsr ``.npz`` (corrupt, truncated, no header).
+    """
+    from tfsr.npz_header import read_npz_header
 
-    try:
-        return read_npz_header(path).get("format") == "tfsr-lut"
-    except NpzReadError:
-        return False
+    return read_npz_header(path).get("format") == "tfsr-lut"
 
 
 register_upscaler_kind(

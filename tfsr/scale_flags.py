@@ -11,16 +11,20 @@ from fractions import Fraction
 
 from absl import flags
 
+# The flags belong to the tool that calls define_scale_flags (its --help lists them), not here.
+flags.disclaim_key_flags()
+
 
 class ScaleParser(flags.FloatParser):
-    """absl parser of a float or a fraction ``p/q``."""
+    """absl parser of a float or a fraction ``p/q`` (each side a number: ``4/3``, ``1.5 / 2``)."""
 
     syntactic_help = "a number or a fraction p/q, e.g. 4/3"
 
     def convert(self, argument):
         if isinstance(argument, str) and "/" in argument:
             try:
-                return float(Fraction(argument.strip()))
+                numerator, denominator = (Fraction(part.strip()) for part in argument.split("/"))
+                return float(numerator / denominator)
             except (ValueError, ZeroDivisionError):
                 raise ValueError(f"expected a number or a fraction p/q, got {argument!r}") from None
         return super().convert(argument)

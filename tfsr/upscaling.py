@@ -30,8 +30,19 @@ from tqdm import tqdm
 
 from tfsr.data.color import grey_to_rgb, rgb_to_grey
 from tfsr.data.imresize import imresize, scale_name, scale_ratio, to_uint8
-from tfsr.data.io import is_animation, list_images, read_icc_profile, read_image, write_image
+from tfsr.data.io import (
+    IMAGE_EXTENSIONS,
+    TIFF_EXTENSIONS,
+    is_animation,
+    list_images,
+    read_icc_profile,
+    read_image,
+    write_image,
+)
 from tfsr.inference import GRID_DENOMINATOR, Upscaler
+
+UPSCALE_EXTENSIONS = IMAGE_EXTENSIONS + TIFF_EXTENSIONS
+"""The files of a folder that ``tfsr.upscale`` takes."""
 
 DEFAULT_TILE = 512
 DEFAULT_MARGIN = 16
@@ -65,7 +76,7 @@ def run_tiled(
     Args:
         run: the upscaling function for one piece.
         image: (H, W, C) float array.
-        scale: (s_v, s_h); a scale that is no ratio p / q with q <= ``GRID_DENOMINATOR`` (64)
+        scale: (s_v, s_h); a scale that is no ratio p / q with q <= ``GRID_DENOMINATOR`` (100)
             runs the whole image, with a warning when it is larger than a tile.
         tile: LR tile side (rounded up to a multiple of q); images no larger than this in both
             sides run whole.
@@ -193,6 +204,9 @@ OUTPUT_FORMATS = ("png", "jpg", "webp", "same")
 written (PNG, JPEG, WebP, BMP), else PNG."""
 
 
+_NO_ALPHA = (".jpg", ".jpeg", ".bmp")  # output kinds without transparency
+
+
 def _output_ending(src: str, fmt: str) -> str:
     if fmt == "same":
         ending = os.path.splitext(src)[1].lower()
@@ -224,9 +238,12 @@ def plan_outputs(inputs: list[str], out_dir: str, fmt: str = "png") -> list[tupl
     for item in inputs:
         if os.path.isdir(item):
             root = os.path.normpath(item)
-            for path in list_images(root):
-                if _is_within(os.path.realpath(path), out_real):
-                    continue  # an earlier run's output, in an --out inside this folder
+            # An output folder strictly inside this folder holds an earlier run's outputs.
+            root_real = os.path.realpath(root)
+            nested_out = out_real != root_real and _is_within(out_real, root_real)
+            for path in list_images(root, extensions=UPSCALE_EXTENSIONS):
+                if nested_out and _is_within(os.path.realpath(path), out_real):
+                    continue
                 rel = os.path.splitext(os.path.relpath(path, root))[0]
                 pairs.append((path, os.path.join(out_dir, rel + _output_ending(path, fmt))))
         elif os.path.isfile(item):
@@ -319,6 +336,10 @@ def upscale_files(
                 )
             if image.ndim == 3 and image.shape[-1] == 4 and (image[..., 3] == 255).all():
                 image = image[..., :3]  # opaque: nothing to keep
+            if image.ndim == 3 and image.shape[-1] in (2, 4) and dst.lower().endswith(_NO_ALPHA):
+                raise ValueError(
+                    f"it has transparency, which {dst!r} cannot hold (use png or webp)"
+                )
             result = upscale_image(upscaler, image, tile=tile, margin=margin)
             os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
             write_image(dst, result, overwrite=overwrite, quality=quality, icc_profile=profile)

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from tfsr.data.io import (
+    TIFF_EXTENSIONS,
     ImageReadError,
     is_animation,
     list_images,
@@ -31,10 +32,13 @@ def test_list_images_sorted_recursive_case_insensitive(tmp_path):
     for name in ["notes.txt", "._a.png", "f.tif", "g.TIFF", "h.gif"]:
         (tmp_path / name).write_bytes(b"")
     rel = [os.path.relpath(p, tmp_path) for p in list_images(tmp_path)]
-    images = ["a.jpg", "b.PNG", "e.webp", "f.tif", "g.TIFF", "h.gif"]
+    images = ["a.jpg", "b.PNG", "e.webp", "h.gif"]
     assert rel == [*images, os.path.join("sub", "c.JpEg"), os.path.join("sub", "d.bmp")]
     flat = [os.path.basename(p) for p in list_images(tmp_path, recursive=False)]
     assert flat == images
+    # TIFF on request (tf.io.decode_image, the uncached training pipeline, cannot read it).
+    tiffs = list_images(tmp_path, recursive=False, extensions=TIFF_EXTENSIONS)
+    assert [os.path.basename(p) for p in tiffs] == ["f.tif", "g.TIFF"]
 
 
 def test_list_images_errors_name_the_folder(tmp_path):

@@ -1,11 +1,15 @@
 """Pos2Weight: the Meta-SR weight-prediction MLP and its phase-pair inputs."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfsr import inference
 from tfsr.layers import Pos2Weight
-from tfsr.layers.pos2weight import phase_positions, snap_scale
+from tfsr.layers.fixed_scale_meta_upscale import scale_fraction
+from tfsr.layers.pos2weight import SHORT_DENOMINATOR, phase_positions, snap_fraction, snap_scale
 from tfsr.testing import run_layer_test
 
 
@@ -24,6 +28,25 @@ def test_phase_positions_float32_scale_is_rational():
     pos = phase_positions(tf.constant(2.3, tf.float32), tf.constant(1.1, tf.float32), 20, 20)
     assert pos.shape == (23, 11, 4)
     assert float(snap_scale(tf.constant(2.3, tf.float32))) == 2.3
+
+
+def test_scales_snap_to_short_fractions_else_five_decimals():
+    # A fraction given as a float (4/3, even in float32) is that fraction: 4 phases, not 133,333.
+    assert phase_positions(tf.constant(4 / 3, tf.float32), 2.5, 9, 9).shape == (4, 5, 4)
+    values = [4 / 3, np.float32(4 / 3), 1.33333, 2.37, 3.14159, 2.0]
+    expected = [4 / 3, 4 / 3, 1.33333, 2.37, 3.14159, 2.0]
+    np.testing.assert_array_equal(snap_scale(tf.constant(values, tf.float64)).numpy(), expected)
+    assert [snap_fraction(v) for v in values] == [
+        Fraction(4, 3),
+        Fraction(4, 3),
+        Fraction(133333, 100000),
+        Fraction(237, 100),
+        Fraction(314159, 100000),
+        Fraction(2),
+    ]
+    assert scale_fraction(4 / 3) == (4, 3)
+    # Tiles and whole-grid padding align to the same short fractions.
+    assert inference.GRID_DENOMINATOR == SHORT_DENOMINATOR
 
 
 def test_matches_numpy_mlp():

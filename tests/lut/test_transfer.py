@@ -230,8 +230,9 @@ def test_load_upscaler_finds_lut_files(tables, lut_path):
     assert up.upscale_rgb(np.zeros((4, 5, 3), np.float32)).shape == (8, 10, 3)
     # Thinner than the tables' reach (2 pixels): edge-padded, then cropped.
     thin = y[:1, :5]
-    padded = np.concatenate([thin, thin], axis=0)
-    np.testing.assert_array_equal(up.upscale_y(thin), up.upscale_y(padded)[:2])
+    padded = np.pad(thin, ((0, 1), (0, 0), (0, 0)), mode="edge")[None]
+    expected = LutModel.from_tables(tables)(padded).numpy()[0, :2]  # the twin, on two rows
+    np.testing.assert_allclose(up.upscale_y(thin), expected, atol=1e-6)
     assert up.upscale_y(y[:1, :1]).shape == (2, 2, 1)
     with pytest.raises(ValueError, match="upscales by 2, but scale 4 was asked for"):
         load_upscaler(lut_path, scale=4)

@@ -144,7 +144,7 @@ def test_init_from_a_collapsed_npz_and_its_errors(tmp_path, monkeypatch):
     )
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not an npz")
-    with pytest.raises(ValueError, match="init_from=.*junk.npz: .*not a tfsr SESR weights file"):
+    with pytest.raises(ValueError, match="init_from=.*junk.npz: .*not a tfsr .npz model"):
         Trainer(_config(tmp_path / "b", model="sesr_m5", init_from=str(junk)))
     with pytest.raises(ValueError, match="init_from=sesr_xl_x2: init_from: the SESR bodies differ"):
         Trainer(_config(tmp_path / "c", model="sesr_m5", init_from="sesr_xl_x2"))

@@ -22,8 +22,13 @@ import uuid
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
-"""File name endings (compared case-insensitively) that :func:`list_images` picks up."""
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
+"""File name endings (compared case-insensitively) that :func:`list_images` picks up by default:
+kinds that both Pillow and ``tf.io.decode_image`` (the uncached training pipeline) decode."""
+
+TIFF_EXTENSIONS = (".tif", ".tiff")
+"""TIFF files: :func:`read_image` reads them, ``tf.io.decode_image`` does not (``tfsr.upscale``
+lists them, training folders do not)."""
 
 _WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}
 
@@ -32,16 +37,19 @@ class ImageReadError(ValueError):
     """An image file exists but cannot be decoded (corrupt, truncated or of an unsupported kind)."""
 
 
-def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[str]:
+def list_images(
+    folder: str | os.PathLike, recursive: bool = True, extensions=IMAGE_EXTENSIONS
+) -> list[str]:
     """Paths of the image files in ``folder``, sorted.
 
-    Picks files whose names end in one of :data:`IMAGE_EXTENSIONS` (any case). Hidden files and
-    folders (names starting with ".", such as macOS ``._name.png`` forks) are left out.
+    Picks files whose names end in one of ``extensions`` (any case). Hidden files and folders
+    (names starting with ".", such as macOS ``._name.png`` forks) are left out.
 
     Args:
         folder: the folder to search.
         recursive: also search sub-folders (their files are sorted by path relative to
             ``folder``).
+        extensions: lower-case file name endings, :data:`IMAGE_EXTENSIONS` by default.
 
     Returns:
         Non-empty list of file paths, each ``os.path.join(folder, relative_path)``.
@@ -60,12 +68,12 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[str]:
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")] if recursive else []
         for name in files:
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+            if not name.startswith(".") and name.lower().endswith(tuple(extensions)):
                 found.append(os.path.relpath(os.path.join(root, name), folder))
     if not found:
         where = "in or below" if recursive else "in"
         raise ValueError(
-            f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found {where} the folder {folder!r}"
+            f"no image files ({', '.join(extensions)}) found {where} the folder {folder!r}"
         )
     return [os.path.join(folder, rel) for rel in sorted(found)]
 

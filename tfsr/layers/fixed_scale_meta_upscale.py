@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from tfsr.checks import int_at_least
-from tfsr.layers.pos2weight import SCALE_DECIMALS, phase_positions
+from tfsr.layers.pos2weight import SCALE_DECIMALS, phase_positions, snap_fraction
 from tfsr.ops.meta_upscale import meta_upscale_phases
 
 # Largest phase period (numerator P of the scale P / Q) and step Q per axis: the kernel has
@@ -20,8 +18,8 @@ MAX_PERIOD = 64
 def scale_fraction(scale) -> tuple[int, int]:
     """``(P, Q)``, the phase period and source step of a meta-upscale scale ``P / Q``.
 
-    The scale is snapped to ``SCALE_DECIMALS`` decimals as :class:`~tfsr.layers.MetaUpscale`
-    does, and the period is checked against the op's own rule (``meta_upscale_phases``).
+    The scale is snapped as :class:`~tfsr.layers.MetaUpscale` does (a short fraction, else
+    ``SCALE_DECIMALS`` decimals: :func:`tfsr.layers.pos2weight.snap_fraction`), and the period is checked against the op's own rule (``meta_upscale_phases``).
 
     Raises:
         ValueError: a scale that is not a positive finite number, or whose P or Q exceeds
@@ -37,10 +35,9 @@ def scale_fraction(scale) -> tuple[int, int]:
         raise ValueError(f"scale must be a positive number, got {scale!r}") from error
     if not (np.isfinite(value) and value > 0):
         raise ValueError(f"scale must be a positive, finite number, got {scale!r}")
-    factor = 10**SCALE_DECIMALS
-    fraction = Fraction(round(value * factor), factor)
+    fraction = snap_fraction(value)
     if fraction == 0:
-        raise ValueError(f"scale must be at least {1 / factor}, got {scale!r}")
+        raise ValueError(f"scale must be at least {10.0**-SCALE_DECIMALS}, got {scale!r}")
     period, step = fraction.numerator, fraction.denominator
     if period > MAX_PERIOD or step > MAX_PERIOD:
         raise ValueError(

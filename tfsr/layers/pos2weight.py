@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import tensorflow as tf
 import tf_keras as keras
@@ -10,15 +11,43 @@ import tf_keras as keras
 from tfsr.checks import int_at_least
 from tfsr.ops.meta_upscale import meta_upscale_phases
 
-# Scales are rounded to this many decimals before the phase rule sees them, so that a float32
-# 2.3 is the rational 23 / 10 again (float32 cannot tell closer scales apart anyway at r <= 100).
+# Scales are snapped before the phase rule sees them, so that a float32 2.3 is the rational
+# 23 / 10 again and a float 4/3 is 4 / 3 (float32 cannot tell closer scales apart anyway at
+# r <= 100): to the fraction p / q with q <= SHORT_DENOMINATOR within SNAP_TOLERANCE (relative)
+# where there is one (distinct such fractions lie at least 1e-4 apart), else to SCALE_DECIMALS
+# decimals.
+SHORT_DENOMINATOR = 100
+SNAP_TOLERANCE = 1e-6
 SCALE_DECIMALS = 5
 
 
 def snap_scale(scale) -> tf.Tensor:
-    """``scale`` as float64, rounded to ``SCALE_DECIMALS`` decimals (any shape)."""
+    """``scale`` as float64, snapped as :func:`snap_fraction` does (any shape)."""
+    s = tf.cast(scale, tf.float64)
+    q = tf.range(1, SHORT_DENOMINATOR + 1, dtype=tf.float64)
+    candidates = tf.round(s[..., None] * q) / q
+    close = tf.abs(candidates - s[..., None]) <= SNAP_TOLERANCE * tf.abs(s[..., None])
+    # Every close candidate is the same fraction (p/q and 2p/2q round to the same float64).
+    short = tf.reduce_max(tf.where(close, candidates, tf.constant(-math.inf, tf.float64)), -1)
     factor = 10.0**SCALE_DECIMALS
-    return tf.round(tf.cast(scale, tf.float64) * factor) / factor
+    return tf.where(tf.reduce_any(close, -1), short, tf.round(s * factor) / factor)
+
+
+def snap_fraction(scale: float) -> Fraction:
+    """The rational a scale stands for: within ``SNAP_TOLERANCE`` of a fraction p / q with
+    q <= ``SHORT_DENOMINATOR``, that fraction (4/3 for 1.3333333, 23/10 for float32(2.3)); else
+    the scale rounded to ``SCALE_DECIMALS`` decimals (1.33333 is 133333/100000).
+
+    Example:
+        >>> snap_fraction(4 / 3), snap_fraction(2.5), snap_fraction(1.33333)
+        (Fraction(4, 3), Fraction(5, 2), Fraction(133333, 100000))
+    """
+    value = float(scale)
+    short = Fraction(value).limit_denominator(SHORT_DENOMINATOR)
+    if abs(float(short) - value) <= SNAP_TOLERANCE * abs(value):
+        return short
+    factor = 10**SCALE_DECIMALS
+    return Fraction(round(value * factor), factor)
 
 
 def phase_positions(scale_v, scale_h, in_height, in_width) -> tf.Tensor:
