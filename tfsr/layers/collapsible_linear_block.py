@@ -235,7 +235,9 @@ class CollapsibleLinearBlock(keras.layers.Layer):
         if self.residual:
             kernel = kernel - self._identity_kernel()
         project = self.project_kernel.numpy().astype(np.float64).reshape(p, c_out)
-        rank = np.linalg.matrix_rank(project)
+        # One SVD gives the rank (numpy's matrix_rank tolerance) and the pseudo-inverse.
+        u, s, vt = np.linalg.svd(project, full_matrices=False)
+        rank = int(np.sum(s > s.max(initial=0.0) * max(p, c_out) * np.finfo(np.float64).eps))
         if rank < c_out:
             raise ValueError(
                 f"{self.name}: set_collapsed() needs a projection of rank {c_out} "
@@ -243,7 +245,8 @@ class CollapsibleLinearBlock(keras.layers.Layer):
             )
         expand = self.expand_kernel.numpy().astype(np.float64).reshape(k * k * c_in, p)
         target = kernel.reshape(k * k * c_in, c_out)
-        expand += (target - expand @ project) @ np.linalg.pinv(project)  # (k k C_in, p)
+        project_pinv = (vt.T / s) @ u.T  # (C_out, p): full rank, so every s > 0
+        expand += (target - expand @ project) @ project_pinv  # (k k C_in, p)
         expand_bias = self.expand_bias.numpy().astype(np.float64)
         dtype = self.expand_kernel.dtype.as_numpy_dtype
         self.expand_kernel.assign(expand.reshape(k, k, c_in, p).astype(dtype))
