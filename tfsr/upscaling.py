@@ -33,6 +33,8 @@ from tfsr.data.imresize import imresize, scale_name, scale_ratio, to_uint8
 from tfsr.data.io import (
     IMAGE_EXTENSIONS,
     TIFF_EXTENSIONS,
+    WRITE_EXTENSIONS,
+    holds_alpha,
     is_animation,
     list_images,
     read_icc_profile,
@@ -204,13 +206,10 @@ OUTPUT_FORMATS = ("png", "jpg", "webp", "same")
 written (PNG, JPEG, WebP, BMP), else PNG."""
 
 
-_NO_ALPHA = (".jpg", ".jpeg", ".bmp")  # output kinds without transparency
-
-
 def _output_ending(src: str, fmt: str) -> str:
     if fmt == "same":
         ending = os.path.splitext(src)[1].lower()
-        return ending if ending in (".png", ".jpg", ".jpeg", ".webp", ".bmp") else ".png"
+        return ending if ending in WRITE_EXTENSIONS else ".png"
     return "." + fmt
 
 
@@ -336,7 +335,7 @@ def upscale_files(
                 )
             if image.ndim == 3 and image.shape[-1] == 4 and (image[..., 3] == 255).all():
                 image = image[..., :3]  # opaque: nothing to keep
-            if image.ndim == 3 and image.shape[-1] in (2, 4) and dst.lower().endswith(_NO_ALPHA):
+            if image.ndim == 3 and image.shape[-1] in (2, 4) and not holds_alpha(dst):
                 raise ValueError(
                     f"it has transparency, which {dst!r} cannot hold (use png or webp)"
                 )

@@ -8,7 +8,9 @@ from PIL import Image
 
 from tfsr.data.io import (
     TIFF_EXTENSIONS,
+    WRITE_EXTENSIONS,
     ImageReadError,
+    holds_alpha,
     is_animation,
     list_images,
     read_icc_profile,
@@ -226,6 +228,27 @@ def test_write_failure_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_image(tmp_path / "x.png", _rgb())
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("ending", WRITE_EXTENSIONS + tuple(e.upper() for e in WRITE_EXTENSIONS))
+def test_holds_alpha_says_what_write_image_accepts(tmp_path, ending):
+    path = tmp_path / ("x" + ending)
+    write_image(path, _rgb())  # every listed ending is writable
+    rgba = np.zeros((5, 7, 4), np.uint8)
+    if holds_alpha(path):
+        write_image(path, rgba)
+        with Image.open(path) as image:
+            assert "A" in image.getbands()
+    else:
+        with pytest.raises(ValueError, match="cannot store an alpha channel"):
+            write_image(path, rgba)
+
+
+def test_holds_alpha_by_ending(tmp_path):
+    assert holds_alpha(tmp_path / "x.png") and holds_alpha("x.WEBP")
+    assert not holds_alpha("x.jpeg") and not holds_alpha("x.bmp")
+    with pytest.raises(ValueError, match="cannot choose an image format"):
+        holds_alpha(tmp_path / "x.tiff")
 
 
 def test_write_errors(tmp_path):

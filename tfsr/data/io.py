@@ -31,6 +31,26 @@ TIFF_EXTENSIONS = (".tif", ".tiff")
 lists them, training folders do not)."""
 
 _WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}
+_NO_ALPHA_FORMATS = ("JPEG", "BMP")
+
+WRITE_EXTENSIONS = tuple(_WRITE_FORMATS)
+"""File name endings (lower case) that :func:`write_image` writes."""
+
+
+def holds_alpha(path: str | os.PathLike) -> bool:
+    """Whether :func:`write_image` can store an alpha channel in ``path`` (PNG, WebP: yes; JPEG,
+    BMP: no), judged by its ending. Raises ``ValueError`` for an ending it cannot write."""
+    return _write_format(os.fspath(path)) not in _NO_ALPHA_FORMATS
+
+
+def _write_format(path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in _WRITE_FORMATS:
+        raise ValueError(
+            f"cannot choose an image format for {path!r}: expected one of "
+            f"{', '.join(_WRITE_FORMATS)}"
+        )
+    return _WRITE_FORMATS[ext]
 
 
 class ImageReadError(ValueError):
@@ -288,13 +308,7 @@ def write_image(
         FileExistsError: ``path`` exists and ``overwrite`` is False.
     """
     path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in _WRITE_FORMATS:
-        raise ValueError(
-            f"cannot choose an image format for {path!r}: expected one of "
-            f"{', '.join(_WRITE_FORMATS)}"
-        )
-    fmt = _WRITE_FORMATS[ext]
+    fmt = _write_format(path)
     pixels = _as_uint8(array)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
@@ -303,7 +317,7 @@ def write_image(
             f"expected an image of shape (H, W), (H, W, 1), (H, W, 2), (H, W, 3) or (H, W, 4), "
             f"got {pixels.shape}"
         )
-    if pixels.ndim == 3 and pixels.shape[-1] in (2, 4) and fmt in ("JPEG", "BMP"):
+    if pixels.ndim == 3 and pixels.shape[-1] in (2, 4) and fmt in _NO_ALPHA_FORMATS:
         raise ValueError(f"{fmt} cannot store an alpha channel ({path!r}); use .png or .webp")
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must lie in 1..100, got {quality}")
