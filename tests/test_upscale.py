@@ -368,3 +368,23 @@ def test_cli(tmp_path):
     assert jpg.returncode == 0, jpg.stderr
     with Image.open(tmp_path / "j" / "x.jpg") as image:
         assert image.format == "JPEG" and image.size == (15, 15)
+
+
+def test_cli_takes_images_above_pillows_decompression_bomb_limit(tmp_path):
+    # Pillow refuses images above twice MAX_IMAGE_PIXELS; the limit is lowered to 50 pixels here
+    # so that a 20x20 image stands in for a gigapixel one, and tfsr.upscale's main must lift it.
+    write_image(str(tmp_path / "x.png"), _photo(20, 20))
+    argv = ["tfsr.upscale", "--model=bicubic", "--scale=2", str(tmp_path / "x.png")]
+    argv.append(f"--out={tmp_path / 'o'}")
+    script = (
+        "import sys\n"
+        "from absl import app\n"
+        "from PIL import Image\n"
+        "import tfsr.upscale\n"
+        "Image.MAX_IMAGE_PIXELS = 50\n"
+        f"sys.argv = {argv!r}\n"
+        "app.run(tfsr.upscale.main)\n"
+    )
+    result = run_python("-c", script)
+    assert result.returncode == 0, result.stderr
+    assert read_image(str(tmp_path / "o" / "x.png")).shape == (40, 40, 3)
