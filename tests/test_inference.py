@@ -224,6 +224,12 @@ def test_unknown_spec_and_missing_files(tmp_path):
         load_upscaler("bicubic", (2, 3, 4))
 
 
+@pytest.mark.parametrize("name", ["MISSING.KERAS", "Missing.H5", "MISSING.TFLITE", "Missing.Npz"])
+def test_file_endings_in_any_case_are_model_files(tmp_path, name):
+    with pytest.raises(FileNotFoundError, match="does not exist"):  # not "unknown model"
+        load_upscaler(str(tmp_path / name), 2)
+
+
 def test_input_shape_errors(images):
     up = load_upscaler("bicubic", 2)
     with pytest.raises(ValueError, match=r"upscale_rgb expects \(H, W, 3\), got shape \(7, 9\)"):

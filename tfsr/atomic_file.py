@@ -7,6 +7,16 @@ import os
 from collections.abc import Iterator
 
 
+def check_output_path(path: str) -> None:
+    """Raises before any work is done when ``path`` cannot be written: FileNotFoundError when its
+    folder does not exist, IsADirectoryError when ``path`` is a folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"output folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"output {path!r} is a folder; give a file name")
+
+
 @contextlib.contextmanager
 def atomic_output(path: str) -> Iterator[str]:
     """A temporary path beside ``path`` for the block to write; moved onto ``path`` (one

@@ -584,7 +584,7 @@ def _load_local_model(spec: str):
 
 
 def _is_keras_spec(spec: str) -> bool:
-    if spec.endswith((".keras", ".h5")):
+    if spec.lower().endswith((".keras", ".h5")):
         return True
     return os.path.isdir(spec) and os.path.exists(os.path.join(spec, "saved_model.pb"))
 
@@ -635,7 +635,9 @@ register_upscaler_kind(
 register_upscaler_kind(
     "keras", "a tf_keras .keras / .h5 file or SavedModel folder", _is_keras_spec, _load_keras
 )
-register_upscaler_kind("tflite", "a .tflite file", lambda s: s.endswith(".tflite"), _load_tflite)
+register_upscaler_kind(
+    "tflite", "a .tflite file", lambda s: s.lower().endswith(".tflite"), _load_tflite
+)
 register_upscaler_kind(
     "pretrained", "a shipped pretrained name", _is_pretrained_name, _load_pretrained
 )
@@ -680,5 +682,8 @@ def _holds_luts(path: str) -> bool:
 
 
 register_upscaler_kind(
-    "npz", "a tfsr .npz model (collapsed SESR or LUT)", lambda s: s.endswith(".npz"), _load_npz
+    "npz",
+    "a tfsr .npz model (collapsed SESR or LUT)",
+    lambda s: s.lower().endswith(".npz"),
+    _load_npz,
 )

@@ -58,17 +58,25 @@ def read_npz_header(path: str) -> dict:
 def _read(path: str, with_arrays: bool) -> tuple[dict, dict[str, np.ndarray]]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} does not exist")
+    # NumPy takes any file that is neither a zip nor a .npy for a pickle and says so ("if you
+    # trust the file ..."): not advice to give about a damaged model file.
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic == b"\x93NUMPY":
+        raise NpzReadError(path, "it holds one array, not a zip of named arrays")
+    if not magic.startswith(b"PK"):
+        raise NpzReadError(path, "it is not a zip of arrays (an .npz); corrupted or truncated?")
     try:
         data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):  # a lone .npy array
-            raise ValueError("it holds one array, not a zip of named arrays")
         with data:
             raw = data["header"] if "header" in data.files else None
             names = [n for n in data.files if n != "header"] if with_arrays else []
             arrays = {name: data[name] for name in names}
     # Zip headers are not covered by the CRC: a damaged one can name an unknown compression
-    # method (NotImplementedError), claim encryption (RuntimeError) or break struct parsing.
+    # method (NotImplementedError), claim encryption (RuntimeError) or break struct parsing;
+    # a damaged .npy header can declare an array too large to allocate (MemoryError).
     except (
+        MemoryError,
         zipfile.BadZipFile,
         zlib.error,
         EOFError,

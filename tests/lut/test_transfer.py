@@ -1,7 +1,9 @@
 """Transfer to tables, the LUT file format, LUT inference, the upscaler kind and fine-tuning."""
 
+import io
 import json
 import os
+import zipfile
 from unittest import mock
 
 import numpy as np
@@ -128,6 +130,19 @@ def test_corrupted_file_is_a_clear_error(lut_path, tmp_path):
         load_lut_file(str(bad))
 
 
+def test_an_array_too_large_to_allocate_is_a_clear_error(lut_path, tmp_path):
+    bad = tmp_path / "huge.npz"
+    with zipfile.ZipFile(lut_path) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        member = io.BytesIO()
+        fields = {"descr": "<f4", "fortran_order": False, "shape": (2**40, 1)}  # 4 TiB
+        np.lib.format.write_array_header_1_0(member, fields)
+        dst.writestr("extra.npy", member.getvalue() + b"\0" * 16)
+    with pytest.raises(LutFileError, match="corrupted or truncated"):
+        load_lut_file(str(bad))
+
+
 def _rewrite(src, dst, drop=(), replace=None, header=None):
     with np.load(src, allow_pickle=False) as data:
         arrays = {n: data[n] for n in data.files if n not in drop}
@@ -176,16 +191,15 @@ def test_mismatched_files_are_clear_errors(lut_path, tmp_path):
         with pytest.raises(LutFileError, match=message):
             load_lut_file(path)
     (tmp_path / "text.npz").write_text("not a zip")
-    with pytest.raises(LutFileError, match="cannot read it as .npz"):
+    with pytest.raises(LutFileError, match="not a zip of arrays") as error:
         load_lut_file(str(tmp_path / "text.npz"))
+    assert "pickle" not in str(error.value)  # NumPy's "if you trust the file" advice
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_lut_file(str(tmp_path / "missing.npz"))
 
 
 def _zip_rewrite(src, dst, edit):
     """Copies the zip ``src`` member by member through ``edit(name, bytes) -> bytes``."""
-    import zipfile
-
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
         for info in zin.infolist():
             zout.writestr(info, edit(info.filename, zin.read(info.filename)))
@@ -293,8 +307,13 @@ def test_transfer_run(net, tables, tmp_path):
     assert saved.keys() == expected.keys()
     for name, array in expected.items():
         np.testing.assert_array_equal(saved[name], array)
-    with pytest.raises(FileNotFoundError, match="no checkpoints: is .* a train.py run"):
+    with pytest.raises(FileNotFoundError, match="nothing' has neither a model.keras nor check"):
         transfer_run(str(tmp_path / "nothing"), out)
+    # A bad --out is refused before the transfer (it used to fail after it, fine-tuning lost).
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        transfer_run(str(tmp_path / "nothing"), str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="output folder .* does not exist"):
+        transfer_run(str(tmp_path / "nothing"), str(tmp_path / "no" / "out.npz"))
     with pytest.raises(ValueError, match="no saved training config"):
         transfer_run(str(tmp_path), out, finetune_steps=1)
 
@@ -321,6 +340,9 @@ def test_transfer_command_line(net, tmp_path):
     assert broken.returncode == 1 and "error:" in broken.stderr
     assert f"cannot load tf_keras model {tmp_path / 'broken' / 'model.keras'}" in broken.stderr
     assert "Traceback" not in broken.stderr
+    folder = run(f"--run={tmp_path}", f"--out={tmp_path}")
+    assert folder.returncode == 1 and "is a folder" in folder.stderr, folder.stderr
+    assert "Traceback" not in folder.stderr
 
 
 def test_transfer_run_of_an_unfinished_run_uses_its_checkpoint(tmp_path):

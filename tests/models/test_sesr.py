@@ -376,7 +376,9 @@ def test_save_and_load_collapsed(tmp_path):
     with pytest.raises(ValueError, match="m9.npz: the header describes no SESR model: unknown"):
         load_collapsed(str(tmp_path / "m9.npz"))
     (tmp_path / "junk.npz").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="is not a tfsr SESR weights file: cannot read it as .npz"):
+    with pytest.raises(
+        ValueError, match="is not a tfsr SESR weights file: it is not a zip of arrays"
+    ):
         load_collapsed(str(tmp_path / "junk.npz"))
     whole = (tmp_path / "v9.npz").read_bytes()
     (tmp_path / "truncated.npz").write_bytes(whole[: len(whole) // 2])

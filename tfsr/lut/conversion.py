@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from tfsr.atomic_file import check_output_path
 from tfsr.checks import int_at_least
 from tfsr.lut.lut_file import LutTables, save_lut_file
 from tfsr.lut.lut_model import LutModel
@@ -133,7 +134,7 @@ def load_run_net(run_dir: str, log=print) -> LutNet:
             log(f"{run_dir} has no model.keras (not finished): using its checkpoint of step {step}")
     else:
         raise FileNotFoundError(
-            f"{path} not found and no checkpoints: is {run_dir!r} a train.py run?"
+            f"{run_dir!r} has neither a model.keras nor checkpoints: is it a train.py run?"
         )
     try:
         return find_lut_net(model)
@@ -150,7 +151,14 @@ def transfer_run(
     interval: int = 16,
     progress: bool = False,
 ) -> LutTables:
-    """Transfer (and optionally fine-tune on the run's training data) and save ``out``."""
+    """Transfer (and optionally fine-tune on the run's training data) and save ``out``.
+
+    Raises:
+        FileNotFoundError, IsADirectoryError: no run at ``run_dir``; ``out`` in a missing folder
+            or a folder itself (checked before the work).
+        ValueError: not a LUT run; fine-tuning a run without its saved configuration.
+    """
+    check_output_path(out)
     net = load_run_net(run_dir)
     tables = transfer(net, interval)
     if finetune_steps:

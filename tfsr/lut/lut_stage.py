@@ -18,7 +18,7 @@ import tensorflow as tf
 from tfsr.lut.patterns import PATTERNS, RC_WINDOWS, gather_pattern, run_stage
 from tfsr.lut.rc_module import rc_read, rc_thresholds, table_slopes
 from tfsr.ops import _loader
-from tfsr.ops.lut_interp import lut_interp_4d, lut_interp_4d_twin
+from tfsr.ops.lut_interp import lut_interp_4d_twin
 
 __all__ = ["lut_stage", "lut_stage_twin", "table_unit"]
 
@@ -33,7 +33,8 @@ def table_unit(
         rc: (window**2, 256) float32 RC tables, or None without an RC module.
         pattern: the pattern letter.
         interval: sampling interval of ``lut``.
-        differentiable: interpolate with the pure-TF twin, whose gradient reaches the tables.
+        differentiable: interpolate at float levels, so that the gradient reaches the tables and
+            the levels (fine-tuning); else at integer levels (the same values). Pure TF both ways.
     """
 
     def unit(levels):
@@ -43,9 +44,11 @@ def table_unit(
             slopes = tf.stop_gradient(table_slopes(rc)) if differentiable else None
             levels = rc_read(rc, levels, RC_WINDOWS[pattern], slopes)
         index = gather_pattern(levels, pattern)  # (N, H, W, 4)
-        if differentiable:
-            return lut_interp_4d_twin(index, lut, interval)
-        return lut_interp_4d(tf.cast(index, tf.int32), lut, interval)
+        # Pure TF either way: as the oracle of the compiled stage, the twin must not call the
+        # compiled interpolation (it shares its simplex code with the compiled stage).
+        if not differentiable:
+            index = tf.cast(index, tf.int32)
+        return lut_interp_4d_twin(index, lut, interval)
 
     return unit
 

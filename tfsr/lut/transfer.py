@@ -41,7 +41,7 @@ def main(argv):
             _INTERVAL.value,
             progress=True,
         )
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     size = os.path.getsize(_OUT.value)

@@ -11,14 +11,13 @@ function fed small patches, after which :func:`set_input_size` fixes the file's 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfsr.atomic_file import atomic_output
+from tfsr.atomic_file import atomic_output, check_output_path
 
 QUANTIZE_MODES = ("int8", "float16", "dynamic", "none")
 IO_DTYPES = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
@@ -276,15 +275,8 @@ def check_modes(quantize: str, io_dtype: str, flag: str = "") -> None:
         )
 
 
-def check_output_folder(path: str) -> None:
-    """Raises FileNotFoundError when the folder ``path`` would be written in does not exist."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"output folder {folder!r} does not exist")
-
-
 def write_atomic(content: bytes, path: str) -> None:
     """Writes ``content`` to ``path`` through a temporary file in the same folder."""
-    check_output_folder(path)
+    check_output_path(path)
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         f.write(content)

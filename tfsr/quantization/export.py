@@ -70,6 +70,7 @@ from dataclasses import dataclass
 import numpy as np
 import tf_keras as keras
 
+from tfsr.atomic_file import check_output_path
 from tfsr.checks import int_at_least
 from tfsr.quantization import convert as _convert
 from tfsr.quantization import qat
@@ -528,12 +529,13 @@ def export_model(
     Raises:
         FileNotFoundError, ValueError: bad model spec, configuration, scale or size (clear
             messages).
+        IsADirectoryError: ``out`` is a folder.
     """
     from tfsr.data.imresize import scale_pair
 
     if not str(out).endswith(".tflite"):
         raise ValueError(f"the output file must end in .tflite, got {out!r}")
-    _convert.check_output_folder(out)
+    check_output_path(out)
     _convert.check_modes(quantize, io_dtype, flag="--")
     if qat_steps and quantize != "int8":
         raise ValueError(f"--qat_steps={qat_steps} needs --quantize=int8, got {quantize}")
