@@ -46,8 +46,7 @@ UNIT_RANGE = 127.0  # a unit's output in levels: [-127, 127], stored as int8
 def round_unit_values(values: tf.Tensor) -> tf.Tensor:
     """Unit outputs as a table stores them: rounded half away from zero, clipped to
     [-UNIT_RANGE, UNIT_RANGE] (float; cast to int8 to store)."""
-    rounded = tf.sign(values) * tf.floor(tf.abs(values) + 0.5)
-    return tf.clip_by_value(rounded, -UNIT_RANGE, UNIT_RANGE)
+    return tf.clip_by_value(round_half_away(values), -UNIT_RANGE, UNIT_RANGE)
 
 
 def check_pattern(pattern: str) -> str:
@@ -88,10 +87,14 @@ def gather_pattern(z: tf.Tensor, pattern: str) -> tf.Tensor:
     return pick_taps(padded, PATTERNS[pattern], e + 1)
 
 
+def round_half_away(x: tf.Tensor) -> tf.Tensor:
+    """Rounds half away from zero (2.5 -> 3, -2.5 -> -3; ``tf.round`` rounds half to even)."""
+    return tf.sign(x) * tf.floor(tf.abs(x) + 0.5)
+
+
 def round_ste(x: tf.Tensor) -> tf.Tensor:
     """Rounds half away from zero forward; identity gradient (straight-through)."""
-    rounded = tf.sign(x) * tf.floor(tf.abs(x) + 0.5)
-    return x + tf.stop_gradient(rounded - x)
+    return x + tf.stop_gradient(round_half_away(x) - x)
 
 
 def quantize_levels(x: tf.Tensor) -> tf.Tensor:
