@@ -34,6 +34,7 @@ from tfsr.data.io import (
     IMAGE_EXTENSIONS,
     TIFF_EXTENSIONS,
     WRITE_EXTENSIONS,
+    has_alpha_channel,
     holds_alpha,
     is_animation,
     list_images,
@@ -147,7 +148,7 @@ def upscale_image(
             f"expected an (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) image, got {image.shape}"
         )
     alpha = None
-    if image.ndim == 3 and image.shape[-1] in (2, 4):
+    if has_alpha_channel(image):
         image, alpha = image[..., :-1], image[..., -1]
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
@@ -335,7 +336,7 @@ def upscale_files(
                 )
             if image.ndim == 3 and image.shape[-1] == 4 and (image[..., 3] == 255).all():
                 image = image[..., :3]  # opaque: nothing to keep
-            if image.ndim == 3 and image.shape[-1] in (2, 4) and not holds_alpha(dst):
+            if has_alpha_channel(image) and not holds_alpha(dst):
                 raise ValueError(
                     f"it has transparency, which {dst!r} cannot hold (use png or webp)"
                 )

@@ -43,6 +43,12 @@ def holds_alpha(path: str | os.PathLike) -> bool:
     return _write_format(os.fspath(path)) not in _NO_ALPHA_FORMATS
 
 
+def has_alpha_channel(image) -> bool:
+    """Whether an image array in this module's layout carries alpha: (H, W, 2) grey and alpha,
+    or (H, W, 4) RGBA."""
+    return image.ndim == 3 and image.shape[-1] in (2, 4)
+
+
 def _write_format(path: str) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext not in _WRITE_FORMATS:
@@ -317,7 +323,7 @@ def write_image(
             f"expected an image of shape (H, W), (H, W, 1), (H, W, 2), (H, W, 3) or (H, W, 4), "
             f"got {pixels.shape}"
         )
-    if pixels.ndim == 3 and pixels.shape[-1] in (2, 4) and fmt in _NO_ALPHA_FORMATS:
+    if has_alpha_channel(pixels) and fmt in _NO_ALPHA_FORMATS:
         raise ValueError(f"{fmt} cannot store an alpha channel ({path!r}); use .png or .webp")
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must lie in 1..100, got {quality}")
