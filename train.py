@@ -119,6 +119,8 @@ def config_from_flags() -> TrainConfig:
     from tfsr.training.data import steps_for_epochs
 
     spec = get_model_spec(_MODEL.value)
+    if flags.FLAGS["activation"].present and not spec.takes_activation:
+        raise ValueError(f"model {_MODEL.value!r} has fixed activations; drop --activation")
     multi_scale = spec.multi_scale
     patch_size = _PATCH_SIZE.value
     if multi_scale and not flags.FLAGS["patch_size"].present:

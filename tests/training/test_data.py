@@ -44,19 +44,24 @@ def test_training_dataset_makes_the_scale_augment_copies(folder):
 
 
 @pytest.mark.parametrize(
-    "value, message",
+    "flag, message",
     [
-        ("0.9,abc", r"--scale_augment takes numbers in \(0, 1\), got 0.9,abc"),
+        ("--scale_augment=0.9,abc", r"--scale_augment takes numbers in \(0, 1\), got 0.9,abc"),
         (
-            "0.9,2",
+            "--scale_augment=0.9,2",
             r"scale_augment must be a list of distinct numbers in \(0, 1\), got \[0.9, 2.0\]",
+        ),
+        # LUT nets have fixed ReLUs; the flag used to be recorded in the run and ignored.
+        (
+            "--model=rclut_x4 --activation=relu",
+            "model 'rclut_x4' has fixed activations; drop --activation",
         ),
     ],
 )
-def test_train_py_reports_a_bad_scale_augment(value, message):
+def test_train_py_reports_a_bad_flag(flag, message):
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     result = subprocess.run(
-        [sys.executable, "train.py", f"--scale_augment={value}", "--steps=1"],
+        [sys.executable, "train.py", *flag.split(), "--steps=1"],
         cwd=repo,
         capture_output=True,
         text=True,

@@ -248,6 +248,7 @@ def _register() -> None:
                 ),
                 to_inference=functional_lut_net,
                 description=description,
+                takes_activation=False,
             )
         )
     register_pretrained(

@@ -30,6 +30,8 @@ class ModelSpec:
             scale's denominator).
         options: keyword arguments of ``build`` that a run may set (``train.py``'s
             ``--expanded_filters`` is ``expanded_filters``).
+        takes_activation: False for a model whose activations are fixed (the LUT nets), for
+            which ``build`` ignores ``activation`` and ``train.py`` rejects ``--activation``.
     """
 
     name: str
@@ -40,6 +42,7 @@ class ModelSpec:
     validation_scales: tuple | None = None
     patch_size: int | None = None
     options: tuple[str, ...] = ()
+    takes_activation: bool = True
 
     def build_run_model(self, scale, activation, **options) -> keras.Model:
         """``build`` with the run options that are set (not 0 or empty).
