@@ -97,8 +97,12 @@ def _input_hw():
 
 def main(argv):
     del argv
-    from tfsr.atomic_file import atomic_output
+    import tensorflow as tf
+
+    from tfsr.atomic_file import atomic_output, check_output_path
     from tfsr.quantization.export import export_model
+    from tfsr.training import user_errors
+    from tfsr.upscaling import one_line
 
     val_data = _VAL_DATA.value
     if val_data == ["none"]:
@@ -112,9 +116,14 @@ def main(argv):
     try:
         if not _MODEL.value or not _OUT.value:
             raise ValueError("--model and --out are required")
-        report_dir = os.path.dirname(os.path.abspath(_REPORT.value)) if _REPORT.value else ""
-        if report_dir and not os.path.isdir(report_dir):
-            raise FileNotFoundError(f"--report folder {report_dir!r} does not exist")
+        if _REPORT.value:
+            try:
+                check_output_path(_REPORT.value)
+            except OSError as error:
+                raise ValueError(f"--report: {error}") from None
+            taken = {os.path.realpath(p) for p in (_OUT.value, _MODEL.value)}
+            if os.path.realpath(_REPORT.value) in taken:
+                raise ValueError(f"--report={_REPORT.value} would overwrite --out or --model")
         report = export_model(
             _MODEL.value,
             _OUT.value,
@@ -132,16 +141,17 @@ def main(argv):
             scale_h=_SCALE_H.value,
             **tuning,
         )
-    except (ValueError, OSError) as error:  # OSError: --out a folder, unwritable, ...
-        print(f"export.py: error: {error}".splitlines()[0], file=sys.stderr)
+        print(
+            f"conversion {report['conversion_s']:.1f} s, peak memory "
+            f"{report['peak_rss_mb']:.0f} MB, {report['bytes']} bytes, ops "
+            f"{', '.join(report['ops'])}"
+        )
+        if _REPORT.value:
+            with atomic_output(_REPORT.value) as tmp, open(tmp, "w") as f:
+                json.dump(report, f, indent=2)
+    except (*user_errors(), OSError, tf.errors.OpError) as error:  # OSError: --out a folder
+        print(f"export.py: error: {one_line(error)}", file=sys.stderr)
         return 1
-    print(
-        f"conversion {report['conversion_s']:.1f} s, peak memory {report['peak_rss_mb']:.0f} MB, "
-        f"{report['bytes']} bytes, ops {', '.join(report['ops'])}"
-    )
-    if _REPORT.value:
-        with atomic_output(_REPORT.value) as tmp, open(tmp, "w") as f:
-            json.dump(report, f, indent=2)
     return 0
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 from tests.cli import run_python
 from tfsr.evaluation import evaluate
 from tfsr.inference import KerasUpscaler, TFLiteUpscaler
-from tfsr.models.sesr import sesr
+from tfsr.models.sesr import collapse_model, sesr
 from tfsr.quantization import export
 
 
@@ -103,6 +103,20 @@ def test_export_float_from_run_folder(tiny_model_files, tmp_path):
             "--calibration_batches must be a positive integer",
         ),
         ({"qat_steps": -3}, ValueError, "--qat_steps must be a non-negative integer"),
+        ({"learning_rate": -1e-5}, ValueError, "--qat_lr must be a positive number, got -1e-05"),
+        ({"learning_rate": float("nan")}, ValueError, "--qat_lr must be a positive number"),
+        (
+            {"range_percentile": 30},
+            ValueError,
+            r"--range_percentile must be 0 or in \(50, 100\], got 30",
+        ),
+        # 33 rows at x2.5 would make 82 (not 82.5): the file would upscale by 2.485x2.5.
+        (
+            {"spec": "meta_sesr", "scale": 2.5, "input_hw": (33, 48)},
+            ValueError,
+            r"--input_height=33 is not a multiple of 2, the denominator of scale 2.5: .*"
+            r"\(try 32 or 34\)",
+        ),
         ({"val_data": ["../shared/data/val/Set5", "Set14typo"]}, FileNotFoundError, "'Set14typo'"),
     ],
 )
@@ -113,6 +127,16 @@ def test_bad_requests_raise_clearly(tiny_model_files, tmp_path, kwargs, error, m
     with pytest.raises(error, match=match):
         export.export_model(args.pop("spec"), args.pop("out"), **args)
     assert not os.path.exists(tmp_path / "m.tflite")
+
+
+def test_rgb_model_is_calibrated_on_rgb_patches():
+    # Calibration used to feed Y patches to any model: an RGB SESR failed in its first conv.
+    tf.random.set_seed(0)
+    rgb = sesr(scale=2, num_filters=4, num_blocks=1, expanded_filters=8, input_channels=3)
+    q = export.quantize_for_export(
+        collapse_model(rgb), 2, calibration_batches=1, reconstruct=False, log=lambda _: None
+    )
+    assert q.inputs[0].shape[-1] == 3
 
 
 def test_run_folder_without_model(tmp_path):
@@ -166,12 +190,15 @@ def test_script_reports_one_line_and_fails(tmp_path):
 @pytest.mark.parametrize(
     "flag, message",
     [
-        ("--report=/no/such/dir/r.json", "--report folder '/no/such/dir' does not exist"),
+        ("--report=/no/such/dir/r.json", "--report: output folder '/no/such/dir' does not exist"),
+        ("--report=OUT", "would overwrite --out or --model"),  # used to replace the .tflite
         ("--calibration_batches=-1", "flag --calibration_batches=-1: -1 is not a positive integer"),
     ],
 )
 def test_script_checks_flags_before_the_export(tmp_path, flag, message):
-    result = run_python("export.py", "--model=sesr_m5_relu_x2", f"--out={tmp_path}/m.tflite", flag)
+    out = f"{tmp_path}/m.tflite"
+    flag = flag.replace("OUT", out)
+    result = run_python("export.py", "--model=sesr_m5_relu_x2", f"--out={out}", flag)
     assert result.returncode != 0 and message in result.stderr
     assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "m.tflite")

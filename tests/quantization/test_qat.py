@@ -164,6 +164,42 @@ def test_qat_checkpoint_of_another_model_is_refused(tmp_path):
         np.testing.assert_array_equal(a, b.numpy())  # nothing loaded
 
 
+def test_qat_checkpoint_of_another_start_is_refused(tmp_path):
+    # The same structure from other float weights (or calibration settings): before, the old
+    # checkpoint was loaded over the new model and exported in its place.
+    q = qat.quantize_model(collapse_model(tiny_sesr()))
+    qat.calibrate_ranges(q, [lr_batch(0, size=8)])
+    start = {"float_weights": qat.weights_digest(q), "range_percentile": 99.99}
+    qat.train_qat(q, _dataset(), 2, checkpoint_dir=str(tmp_path), source=start)
+    other = dict(start, float_weights="0" * 64)
+    with pytest.raises(ValueError, match=r"made from another start \(float_weights differ\)"):
+        qat.train_qat(q, _dataset(), 4, checkpoint_dir=str(tmp_path), source=other)
+    resumed = qat.train_qat(q, _dataset(), 3, checkpoint_dir=str(tmp_path), source=dict(start))
+    assert resumed["resumed_from"] == 2
+
+
+def test_weights_digest_tells_weights_apart():
+    model = collapse_model(tiny_sesr())
+    digest = qat.weights_digest(model)
+    assert digest == qat.weights_digest(model) and len(digest) == 64
+    model.weights[0].assign_add(tf.ones_like(model.weights[0]) * 1e-6)
+    assert qat.weights_digest(model) != digest
+
+
+def test_resumed_qat_continues_the_batch_sequence(tmp_path):
+    q = qat.quantize_model(collapse_model(tiny_sesr()))
+    qat.calibrate_ranges(q, [lr_batch(0, size=8)])
+    starts = []
+
+    def batches(start):
+        starts.append(start)
+        return _dataset().skip(start)
+
+    qat.train_qat(q, batches, 2, checkpoint_dir=str(tmp_path))
+    qat.train_qat(q, batches, 5, checkpoint_dir=str(tmp_path))
+    assert starts == [0, 2]
+
+
 def test_qat_checkpoint_without_its_fingerprint_is_still_checked(tmp_path):
     relu = qat.quantize_model(collapse_model(tiny_sesr("relu")))
     qat.calibrate_ranges(relu, [lr_batch(0, size=8)])

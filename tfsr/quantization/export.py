@@ -61,6 +61,7 @@ refused for them.
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import time
@@ -68,6 +69,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 import tf_keras as keras
 
 from tfsr.atomic_file import check_output_path
@@ -270,8 +272,17 @@ def default_val_data() -> list[str] | str:
     return list(source_from_spec("embedded").paths[-1:])
 
 
-def calibration_dataset(train_data: str, scale, *, patch_size: int = 64, batch_size: int = 16):
-    """``(lr, hr)`` patch batches of ``train_data`` for range calibration and QAT (seed 0).
+def calibration_dataset(
+    train_data: str,
+    scale,
+    *,
+    patch_size: int = 64,
+    batch_size: int = 16,
+    channels: str = "y",
+    start_step: int = 0,
+):
+    """``(lr, hr)`` patch batches of ``train_data`` for range calibration and QAT (seed 0), of
+    ``channels`` ("y" or "rgb"), from batch ``start_step`` of that sequence on.
 
     With ``"embedded"``, the last photo is left out (it is the default held-out validation image).
     """
@@ -284,7 +295,14 @@ def calibration_dataset(train_data: str, scale, *, patch_size: int = 64, batch_s
     if train_data == "embedded":
         source = dataclasses.replace(source, paths=source.paths[:-1])
     return sr_patches(
-        source, scale, lr_patch_size=patch_size, batch_size=batch_size, seed=0, augment=True
+        source,
+        scale,
+        lr_patch_size=patch_size,
+        batch_size=batch_size,
+        seed=0,
+        augment=True,
+        channels=channels,
+        start_step=start_step,
     )
 
 
@@ -295,8 +313,6 @@ def calibration_patch_size(scale, target: int = 64) -> int:
         >>> calibration_patch_size(2), calibration_patch_size(2.5), calibration_patch_size(1.3)
         (64, 64, 70)
     """
-    import math
-
     from tfsr.data.imresize import scale_pair, scale_ratio
 
     q = math.lcm(*(scale_ratio(s)[1] for s in scale_pair(scale)))
@@ -306,7 +322,8 @@ def calibration_patch_size(scale, target: int = 64) -> int:
 def representative_patches(
     train_data: str, scale, batches: int
 ) -> Callable[[], Iterator[np.ndarray]]:
-    """The converter's representative dataset: ``batches * 16`` LR patches, one (1, h, w, C) each.
+    """The converter's representative dataset: a ramp, then ``batches * 16`` LR patches, each
+    (1, h, w, C).
 
     Patches of about 64x64 from :func:`calibration_dataset` (seed 0): calibration on full frames
     would cost gigabytes, and the ranges of a convolutional network do not depend on the size.
@@ -355,26 +372,48 @@ def quantize_for_export(
     ``range_percentile`` (None: mean batch min / max) sets the activation ranges from
     percentiles; ``reconstruct`` then searches them and re-rounds the kernels against the
     float model's outputs on the first ``RECONSTRUCT_BATCHES`` calibration batches
-    (:func:`tfsr.quantization.reconstruct.reconstruct`); QAT keeps the ranges
-    (:func:`tfsr.quantization.qat.freeze_ranges`) and trains the weights only.
+    (:func:`tfsr.quantization.reconstruct.reconstruct`); with either, QAT keeps the ranges
+    (:func:`tfsr.quantization.qat.freeze_ranges`) and trains the weights only. Calibration patches
+    have the model's input channels (Y, or RGB for an RGB model).
+
+    With ``qat_dir`` holding a checkpoint, calibration and reconstruction are skipped (their
+    results are in it) and QAT continues the same patch sequence; a checkpoint made from other
+    float weights or other settings is refused (ValueError).
     """
     from tfsr.quantization import reconstruct as _reconstruct
 
     qat_model = qat.quantize_model(model)
-    data = calibration_dataset(train_data, scale)
-    calibration = list(data.take(calibration_batches))  # made once: reconstruction reuses them
-    used = qat.calibrate_ranges(qat_model, calibration, percentile=range_percentile)
-    how = f"{range_percentile:g}th percentiles" if range_percentile else "mean min / max"
-    log(f"calibrated activation ranges ({how}) on {used} batches of {train_data}")
-    if reconstruct:
-        start = time.perf_counter()
-        batches = calibration[:RECONSTRUCT_BATCHES]
-        errors = _reconstruct.reconstruct(qat_model, model, batches)
-        log(
-            "reconstruction (ranges searched, kernels re-rounded) on "
-            f"{len(batches)} batches, {time.perf_counter() - start:.0f} s: output MSE vs float "
-            f"{errors['error_before']:.3g} -> {errors['error_after']:.3g}"
-        )
+    channels = "rgb" if model.inputs[0].shape[-1] == 3 else "y"
+
+    def data(start: int = 0):
+        return calibration_dataset(train_data, scale, channels=channels, start_step=start)
+
+    # What the QAT checkpoint starts from: a rerun with other weights or settings is refused.
+    source = {
+        "float_weights": qat.weights_digest(model),
+        "train_data": os.path.realpath(train_data) if os.path.isdir(train_data) else train_data,
+        "calibration_batches": calibration_batches,
+        "range_percentile": range_percentile,
+        "reconstruct": reconstruct,
+        "learning_rate": learning_rate,
+    }
+    resuming = bool(qat_steps and qat_dir and tf.train.latest_checkpoint(qat_dir))
+    if resuming:  # the calibrated and reconstructed model is in the checkpoint
+        log(f"resuming QAT from {qat_dir} (calibration and reconstruction are in it)")
+    else:
+        calibration = list(data().take(calibration_batches))  # reconstruction reuses them
+        used = qat.calibrate_ranges(qat_model, calibration, percentile=range_percentile)
+        how = f"{range_percentile:g}th percentiles" if range_percentile else "mean min / max"
+        log(f"calibrated activation ranges ({how}) on {used} batches of {train_data}")
+        if reconstruct:
+            start = time.perf_counter()
+            batches = calibration[:RECONSTRUCT_BATCHES]
+            errors = _reconstruct.reconstruct(qat_model, model, batches)
+            log(
+                "reconstruction (ranges searched, kernels re-rounded) on "
+                f"{len(batches)} batches, {time.perf_counter() - start:.0f} s: output MSE vs "
+                f"float {errors['error_before']:.3g} -> {errors['error_after']:.3g}"
+            )
     if range_percentile or reconstruct:
         qat.freeze_ranges(qat_model)
     if qat_steps:
@@ -384,6 +423,7 @@ def quantize_for_export(
             qat_steps,
             learning_rate=learning_rate,
             checkpoint_dir=qat_dir,
+            source=source,
             log=lambda step, loss: log(f"QAT step {step}/{qat_steps}: L1 {loss:.5f}"),
         )
         log(f"QAT: {result['steps']} steps (resumed from {result['resumed_from']})")
@@ -476,6 +516,25 @@ def _requested_scale(scale, scale_v, scale_h):
     return None if requested is None else scale_pair(requested)
 
 
+def _check_input_fits_scale(input_hw, scale) -> None:
+    """A fixed input side must be a multiple of its scale's denominator (2.5: even), or the
+    output is not exactly ``scale`` times the input and the file runs at another scale."""
+    from tfsr.data.imresize import scale_pair, scale_ratio
+
+    if input_hw is None:
+        return
+    for flag, side, axis_scale in zip(
+        ("--input_height", "--input_width"), input_hw, scale_pair(scale), strict=True
+    ):
+        q = scale_ratio(axis_scale)[1]
+        if side % q:
+            raise ValueError(
+                f"{flag}={side} is not a multiple of {q}, the denominator of scale "
+                f"{axis_scale:g}: the output would not be {axis_scale:g} times the input "
+                f"(try {side - side % q or q} or {side - side % q + q})"
+            )
+
+
 def export_model(
     spec: str,
     out: str,
@@ -527,16 +586,20 @@ def export_model(
         conversion seconds, peak memory of the process and the verification rows.
 
     Raises:
-        FileNotFoundError, ValueError: bad model spec, configuration, scale or size (clear
-            messages).
+        FileNotFoundError, ValueError: bad model spec, configuration, scale or size (an input
+            side that is not a multiple of its scale's denominator), clear messages.
         IsADirectoryError: ``out`` is a folder.
     """
     from tfsr.data.imresize import scale_pair
 
-    if not str(out).endswith(".tflite"):
+    if not str(out).lower().endswith(".tflite"):
         raise ValueError(f"the output file must end in .tflite, got {out!r}")
     check_output_path(out)
     _convert.check_modes(quantize, io_dtype, flag="--")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"--qat_lr must be a positive number, got {learning_rate}")
+    if range_percentile and not 50.0 < range_percentile <= 100.0:
+        raise ValueError(f"--range_percentile must be 0 or in (50, 100], got {range_percentile}")
     if qat_steps and quantize != "int8":
         raise ValueError(f"--qat_steps={qat_steps} needs --quantize=int8, got {quantize}")
     int_at_least("--calibration_batches", calibration_batches)
@@ -582,6 +645,7 @@ def export_model(
                 f"model {spec} upscales by {_format_scale(scale)} only, but "
                 f"{_format_scale(requested)} was asked for"
             )
+    _check_input_fits_scale(input_hw, scale)
     shown = _format_scale(scale)
     log(f"model {spec}: {handler.name}, {shown}, {float_model.count_params()} parameters")
 

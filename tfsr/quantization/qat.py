@@ -21,7 +21,7 @@ keeps a ``tf.train.Checkpoint`` (model, optimizer, step) that a rerun resumes fr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -309,20 +309,37 @@ def _fingerprint(qat_model: keras.Model) -> list:
     ]
 
 
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of a model's weight values, in order: tells two models of one structure apart."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
+
+
 def qat_checkpoint(
-    qat_model: keras.Model, optimizer: keras.optimizers.Optimizer, directory: str
+    qat_model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    directory: str,
+    source: dict | None = None,
 ) -> tuple[tf.train.CheckpointManager, tf.Variable]:
     """A checkpoint manager over (model, optimizer, step) in ``directory``; restores the latest.
 
-    The folder also records the model's structure (``qat_model.json``): a checkpoint of another
-    model (a PReLU run resumed with a ReLU model, another size) is refused rather than partly
-    loaded.
+    The folder also records the model's structure and ``source`` (``qat_model.json``): a
+    checkpoint of another model (a PReLU run resumed with a ReLU model, another size) or of
+    another ``source`` is refused rather than loaded in place of this one.
+
+    Args:
+        source: what the QAT starts from, JSON-able (``tfsr.quantization.export`` gives the float
+            model's :func:`weights_digest` and the calibration settings); None: not checked.
 
     Returns:
         ``(manager, step)``: ``step`` is the number of QAT steps already done (0 when new).
 
     Raises:
-        ValueError: ``directory`` holds the checkpoint of a different model.
+        ValueError: ``directory`` holds the checkpoint of a different model or source.
     """
     import json
     import os
@@ -332,16 +349,24 @@ def qat_checkpoint(
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="qat_step")
     checkpoint = tf.train.Checkpoint(model=qat_model, optimizer=optimizer, step=step)
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
-    fingerprint = _fingerprint(qat_model)
+    fingerprint = {"layers": _fingerprint(qat_model), "source": source}
     path = os.path.join(directory, _FINGERPRINT_FILE)
     if manager.latest_checkpoint:
         if os.path.exists(path):
             with open(path) as f:
                 saved = json.load(f)
-            if saved != fingerprint:
+            if not isinstance(saved, dict) or saved.get("layers") != fingerprint["layers"]:
                 raise ValueError(
                     f"the QAT checkpoint in {directory!r} is of a different model (layers or "
                     "weight shapes differ); use another --qat_dir or remove that folder"
+                )
+            if saved.get("source") != source:
+                before, now = saved.get("source") or {}, source or {}
+                differ = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
+                raise ValueError(
+                    f"the QAT checkpoint in {directory!r} was made from another start ("
+                    f"{', '.join(differ) or 'source'} differ); use another --qat_dir or remove "
+                    "that folder"
                 )
         try:  # every variable of the model must be in the checkpoint
             tf.train.Checkpoint(model=qat_model).restore(
@@ -362,23 +387,27 @@ def qat_checkpoint(
 
 def train_qat(
     qat_model: keras.Model,
-    dataset: tf.data.Dataset,
+    dataset: tf.data.Dataset | Callable[[int], tf.data.Dataset],
     steps: int,
     *,
     learning_rate: float = 5e-5,
     checkpoint_dir: str | None = None,
     checkpoint_every: int = 500,
+    source: dict | None = None,
     log=None,
 ) -> dict:
     """Fine-tunes ``qat_model`` through its fake-quant nodes with an L1 loss and Adam.
 
     Args:
         qat_model: from :func:`quantize_model`, best after :func:`calibrate_ranges`.
-        dataset: ``(lr, hr)`` batches in [0, 1] (``tfsr.data.sr_patches``), repeated.
+        dataset: ``(lr, hr)`` batches in [0, 1] (``tfsr.data.sr_patches``), repeated; or
+            ``dataset(start)``, those batches from batch ``start`` on, so that a resumed run
+            continues the sequence (``sr_patches(..., start_step=start)``).
         steps: total QAT steps (a resumed run continues up to this number).
         learning_rate: Adam step size, cosine-decayed to 1% over ``steps``.
         checkpoint_dir: where to keep a resumable checkpoint (None: none).
         checkpoint_every: steps between checkpoints.
+        source: what the run starts from, checked on resume (:func:`qat_checkpoint`).
         log: optional ``log(step, loss)`` called every 100 steps.
 
     Returns:
@@ -389,8 +418,10 @@ def train_qat(
     optimizer = keras.optimizers.Adam(schedule)
     manager, step = (None, tf.Variable(0, dtype=tf.int64))
     if checkpoint_dir:
-        manager, step = qat_checkpoint(qat_model, optimizer, checkpoint_dir)
+        manager, step = qat_checkpoint(qat_model, optimizer, checkpoint_dir, source)
     start = int(step.numpy())
+    if callable(dataset):
+        dataset = dataset(start)
 
     @tf.function
     def train_step(lr, hr):
