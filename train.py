@@ -9,8 +9,9 @@
 Arbitrary-scale models (meta_sesr) ignore --scale: they train on their own scales (one per batch,
 LR patches of 50 pixels unless --patch_size is given) and validate at x2, x3 and x4.
 
-Rerunning with the same --out_dir resumes (model, optimizer, step and data order). SIGINT or
-SIGTERM writes a checkpoint and stops; a second Ctrl-C stops at once.
+Rerunning with the same --out_dir resumes (model, optimizer, step and data order); flags not
+given keep the run's own values (data, steps, schedule, ...), and --init_from is not used. SIGINT
+or SIGTERM writes a checkpoint and stops; a second Ctrl-C stops at once.
 """
 
 import os
@@ -49,7 +50,10 @@ _VAL_DATA = flags.DEFINE_string(
 )
 _STEPS = flags.DEFINE_integer("steps", _DEFAULTS.steps, "Total optimisation steps.")
 _EPOCHS = flags.DEFINE_integer(
-    "epochs", 0, "If set, train this many epochs instead of --steps (see tfsr.training)."
+    "epochs",
+    0,
+    "If set, train this many epochs instead of --steps (see tfsr.training).",
+    lower_bound=0,
 )
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size.")
 _PATCH_SIZE = flags.DEFINE_integer(
@@ -115,7 +119,10 @@ def _scale_augment() -> tuple[float, ...]:
 
 
 def config_from_flags() -> TrainConfig:
+    import tensorflow as tf
+
     from tfsr.models.registry import get_model_spec
+    from tfsr.training.config import load_saved_config, take_saved_values
     from tfsr.training.data import steps_for_epochs
 
     spec = get_model_spec(_MODEL.value)
@@ -152,7 +159,17 @@ def config_from_flags() -> TrainConfig:
         val_every=_VAL_EVERY.value,
     )
     if _EPOCHS.value:
+        if flags.FLAGS["steps"].present:
+            raise ValueError("give --steps or --epochs, not both")
         config.steps = steps_for_epochs(config, _EPOCHS.value)
+    saved = load_saved_config(out_dir)
+    if saved is not None and tf.train.latest_checkpoint(os.path.join(out_dir, "checkpoints")):
+        given = {name for name in flags.FLAGS if flags.FLAGS[name].present}
+        if _EPOCHS.value:
+            given.add("steps")
+        taken = take_saved_values(config, saved, given)
+        if taken:
+            print(f"resuming {out_dir} with its own {', '.join(taken)} (flags not given)")
     return config
 
 

@@ -282,10 +282,6 @@ def build(
                     print(f"{family.name}: up to date ({_rel(family.library)})")
                     continue
         todo.append((family, stamp, stamp_file, has_cuda))
-    if not check:  # the flags are in every stamp: what is up to date was built with them too
-        os.makedirs(OUT_DIR, exist_ok=True)
-        with open(os.path.join(OUT_DIR, CPU_FEATURES_FILE), "w") as f:
-            json.dump({"required": _required_features()}, f)
     if check or not todo:
         for family, *_ in todo:
             print(f"{family.name}: out of date ({_rel(family.library)})")
@@ -344,7 +340,30 @@ def build(
             _run([cxx, "-shared", *objs, "-o", tmp, *lflags], f"linking {_rel(family.library)}")
         with open(stamp_file, "w") as f:
             f.write(stamp + "\n")
+        _record_cpu_features(family.name, _required_features())
     return [family.name for family, *_ in todo]
+
+
+def _record_cpu_features(family: str, required: list[str]) -> None:
+    """Records in CPU_FEATURES_FILE what ``family``'s library, just linked, needs of a CPU.
+
+    One entry per library: a build of some families (``python -m custom_ops.build NAME``, or a
+    failed one) leaves the others' entries as they were built. A file of the older form (one
+    list for all) is kept as the entry of every other library.
+    """
+    path = os.path.join(OUT_DIR, CPU_FEATURES_FILE)
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        saved = {}
+    libraries = dict(saved.get("libraries", {}))
+    if "required" in saved:
+        for other in discover_families():
+            libraries.setdefault(other.name, saved["required"])
+    libraries[family] = required
+    with atomic_output(path) as tmp, open(tmp, "w") as f:
+        json.dump({"libraries": libraries}, f, indent=1, sort_keys=True)
 
 
 def main(argv: list[str] | None = None) -> int:

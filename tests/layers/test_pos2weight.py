@@ -49,6 +49,18 @@ def test_scales_snap_to_short_fractions_else_five_decimals():
     assert inference.GRID_DENOMINATOR == SHORT_DENOMINATOR
 
 
+def test_snap_scale_is_snap_fraction():
+    # The graph and the Python snap agree over the op's whole range; snap_scale used to take
+    # the largest close fraction, and above r = 100 or so there can be several.
+    rng = np.random.default_rng(0)
+    q = rng.integers(1, SHORT_DENOMINATOR + 1, 500)
+    values = np.concatenate(
+        [10 ** rng.uniform(-4, 4, 3000), rng.integers(1, 10**6, 500) / q, 1e4 * (1 - 1e-7 * q)]
+    )
+    got = snap_scale(tf.constant(values, tf.float64)).numpy()
+    np.testing.assert_array_equal(got, [float(snap_fraction(v)) for v in values])
+
+
 def test_matches_numpy_mlp():
     layer = Pos2Weight(kernel_size=3, in_channels=2, out_channels=3, hidden_units=8)
     pos = phase_positions(1.5, 3.0, 6, 6)

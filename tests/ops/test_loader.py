@@ -95,13 +95,27 @@ def test_broken_library_warns_once_and_falls_back(fresh_loader):
     assert "could not load" in message and "make ops" in message
 
 
-def test_library_built_for_a_cpu_feature_this_cpu_lacks_is_not_loaded(fresh_loader, monkeypatch):
+@pytest.mark.parametrize(
+    "features, loaded",
+    [
+        ('{"required": ["avx2", "fma"]}', False),  # the older form: one list for every library
+        ('{"libraries": {"meta_upscale": ["avx2", "fma"], "lut_interp": []}}', False),
+        # Another library's needs do not stop this one (it is then loaded: here, and fails).
+        ('{"libraries": {"meta_upscale": [], "lut_interp": ["avx2", "fma"]}}', True),
+    ],
+)
+def test_library_built_for_a_cpu_feature_this_cpu_lacks_is_not_loaded(
+    fresh_loader, monkeypatch, features, loaded
+):
     # Loading it would end the process with SIGILL at the first AVX2 instruction.
     (fresh_loader / "_meta_upscale_ops.so").write_bytes(b"never loaded")
-    (fresh_loader / "cpu_features.json").write_text('{"required": ["avx2", "fma"]}')
+    (fresh_loader / "cpu_features.json").write_text(features)
     monkeypatch.setattr(_loader, "cpu_features", lambda: {"sse2", "avx"})
     (message,) = _fallback_warnings()
-    assert "built for a CPU with avx2, fma, which this CPU lacks" in message
+    if loaded:
+        assert "could not load" in message
+    else:
+        assert "built for a CPU with avx2, fma, which this CPU lacks" in message
     assert "make ops" in message
 
 
@@ -155,3 +169,20 @@ def test_build_reports_compiler_errors(monkeypatch, tmp_path, capsys):
     assert build.main([]) == 1
     assert "missing_name" in capsys.readouterr().err
     assert not (tmp_path / "out" / "_broken_ops.so").exists()
+
+
+def test_build_records_cpu_features_per_library(monkeypatch, tmp_path):
+    # Building one family on a CPU without AVX2 used to rewrite the one list that every library
+    # was checked against, and the other, AVX2 library was then loaded (SIGILL).
+    import json
+
+    from custom_ops import build
+
+    monkeypatch.setattr(build, "OUT_DIR", str(tmp_path))
+    (tmp_path / "cpu_features.json").write_text('{"required": ["avx2", "fma"]}')
+    build._record_cpu_features("lut_interp", [])
+    saved = json.loads((tmp_path / "cpu_features.json").read_text())
+    assert saved == {"libraries": {"lut_interp": [], "meta_upscale": ["avx2", "fma"]}}
+    build._record_cpu_features("meta_upscale", [])
+    saved = json.loads((tmp_path / "cpu_features.json").read_text())
+    assert saved == {"libraries": {"lut_interp": [], "meta_upscale": []}}

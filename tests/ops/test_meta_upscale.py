@@ -396,7 +396,29 @@ def test_half_types_fall_back_to_twin_on_cpu(lib):
         np.testing.assert_allclose(tf.cast(got, tf.float64).numpy(), ref, rtol=tol, atol=tol)
 
 
+def test_half_types_need_gpu_kernels_in_the_library(lib, monkeypatch):
+    # With a GPU visible, half types used to go to the compiled op even when the library was
+    # built without CUDA (TFSR_NO_CUDA=1, no nvcc): "no registered kernel" instead of the twin.
+    import importlib
+
+    module = importlib.import_module("tfsr.ops.meta_upscale")  # tfsr.ops.meta_upscale: the function
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["a GPU"])
+    built_with_cuda = tf.float16.as_datatype_enum in module._gpu_kernel_types()
+    assert (module._compiled_op_usable(tf.float16) is not None) == built_with_cuda
+    monkeypatch.setattr(module, "_gpu_kernel_types", frozenset)  # a CPU-only build
+    assert module._compiled_op_usable(tf.float16) is None
+    assert module._compiled_op_usable(tf.bfloat16) is None
+    assert module._compiled_op_usable(tf.float32) is not None
+
+
 # ---- errors ----
+
+
+def test_output_too_large_to_count_is_an_error_not_an_abort(lib):
+    # 2^23 x 2^20 x 2^20 elements overflow int64: TensorShape used to abort the process.
+    x = tf.zeros([2**23, 1, 1, 1])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more elements than an int64"):
+        meta_upscale(x, tf.zeros([1] * 6), 1.0, 1.0, output_size=(2**20, 2**20))
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from tfsr.training.config import (
     TrainConfig,
     check_resumable,
     load_saved_config,
+    take_saved_values,
 )
 from tfsr.training.schedules import WarmupSchedule
 
@@ -93,3 +94,16 @@ def test_schedules():
     assert WarmupSchedule.from_config(cos.get_config()).get_config() == cos.get_config()
     with pytest.raises(ValueError, match="schedule kind must be"):
         WarmupSchedule(1.0, 10, kind="exp")
+
+
+def test_resume_takes_the_saved_values_of_flags_not_given():
+    # Leaving --train_data and --steps off a resume used to train on the embedded photos and
+    # finish a 150,000-step run at the default 2,000.
+    saved = TrainConfig(
+        model="sesr_xl", train_data="/data/291", steps=150_000, lr=2e-4, val_data="/data/Set5"
+    )
+    requested = TrainConfig(model="sesr_xl", lr=1e-4)
+    taken = take_saved_values(requested, saved, given={"model", "lr", "out_dir"})
+    assert taken == ["train_data='/data/291'", "steps=150000", "val_data='/data/Set5'"]
+    assert (requested.train_data, requested.steps, requested.lr) == ("/data/291", 150_000, 1e-4)
+    assert check_resumable(saved, requested) == ["lr changed from 0.0002 to 0.0001"]

@@ -51,6 +51,7 @@ def test_training_dataset_makes_the_scale_augment_copies(folder):
             "--scale_augment=0.9,2",
             r"scale_augment must be a list of distinct numbers in \(0, 1\), got \[0.9, 2.0\]",
         ),
+        ("--epochs=2", "give --steps or --epochs, not both"),  # --steps used to be dropped
         # LUT nets have fixed ReLUs; the flag used to be recorded in the run and ignored.
         (
             "--model=rclut_x4 --activation=relu",

@@ -114,6 +114,27 @@ def test_x4_starts_from_a_run_still_training(tmp_path):
     first = next(layer for layer in src.layers if layer.weights)
     for a, b in zip(first.weights, trainer.model.get_layer(first.name).weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # A run that resumes does not start from --init_from, and says so (it used to be silent).
+    resumed = Trainer(_config(tmp_path / "x2", steps=3, init_from="/no/such/run"))
+    assert resumed.resumed_from == 3
+    assert resumed.notes == [
+        "--init_from=/no/such/run not used: the run resumes from its checkpoint"
+    ]
+
+
+def test_out_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    from tfsr.training import run_from_config
+
+    (tmp_path / "afile").write_text("")
+    assert run_from_config(_config(tmp_path, steps=1, out_dir=str(tmp_path / "afile"))) == 2
+    assert "error: [Errno 17] File exists" in capsys.readouterr().out
+
+
+def test_missing_val_data_is_found_before_training(tmp_path):
+    # It used to fail at the first validation, or after the whole run with --val_every=0.
+    with pytest.raises(FileNotFoundError, match="--val_data=/no/such/set does not exist"):
+        train(_config(tmp_path, steps=3, val_data="/no/such/set"), progress=False)
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")
 
 
 def test_init_from_a_file_that_is_no_model_is_a_clear_error(tmp_path):
@@ -285,6 +306,13 @@ def test_checkpoint_of_non_finite_weights_is_refused(tmp_path):
     weight = trainer.model.get_layer("block_1").project_bias
     weight.assign(tf.fill(weight.shape, float("nan")))
     with pytest.raises(FloatingPointError, match="weights became non-finite by step 0 .*block_1"):
+        trainer.save_checkpoint()
+    assert trainer.manager.latest_checkpoint is None
+    # Adam's second moment overflowing while the weights stay finite: no resumable checkpoint.
+    weight.assign(tf.zeros(weight.shape))
+    moment = next(v for v in trainer.optimizer.variables if v.name.startswith("v/"))
+    moment.assign(tf.fill(moment.shape, float("inf")))
+    with pytest.raises(FloatingPointError, match="non-finite by step 0 .v/"):
         trainer.save_checkpoint()
     assert trainer.manager.latest_checkpoint is None
 

@@ -26,9 +26,12 @@ def snap_scale(scale) -> tf.Tensor:
     s = tf.cast(scale, tf.float64)
     q = tf.range(1, SHORT_DENOMINATOR + 1, dtype=tf.float64)
     candidates = tf.round(s[..., None] * q) / q
-    close = tf.abs(candidates - s[..., None]) <= SNAP_TOLERANCE * tf.abs(s[..., None])
-    # Every close candidate is the same fraction (p/q and 2p/2q round to the same float64).
-    short = tf.reduce_max(tf.where(close, candidates, tf.constant(-math.inf, tf.float64)), -1)
+    distance = tf.abs(candidates - s[..., None])
+    close = distance <= SNAP_TOLERANCE * tf.abs(s[..., None])
+    # The nearest, as Fraction.limit_denominator takes (above r = 100 or so, several distinct
+    # fractions can be close).
+    nearest = tf.argmin(distance, axis=-1)
+    short = tf.gather(candidates, nearest, axis=-1, batch_dims=len(s.shape))
     factor = 10.0**SCALE_DECIMALS
     return tf.where(tf.reduce_any(close, -1), short, tf.round(s * factor) / factor)
 
@@ -90,8 +93,10 @@ class Pos2Weight(keras.layers.Layer):
     result is scaled by ``1 / sqrt(k*k*C_in)`` (the fan-in of the filters: this keeps training
     at usual learning rates stable; a network whose filters blow up gets stuck at the clip).
     Meta-SR evaluates it once per output pixel; here it is fed only the distinct phase pairs
-    (:func:`phase_positions`), so its cost and the size of the filters it returns do not depend
-    on the output size. The result is the phase table that ``tfsr.ops.meta_upscale`` takes.
+    (:func:`phase_positions`): for a scale p / q, p per axis, so for a short fraction (x2.5: 5)
+    its cost and the size of the filters it returns do not depend on the output size (a long
+    fraction, 1.234 = 617 / 500, has up to one phase per output row and column). The result is
+    the phase table that ``tfsr.ops.meta_upscale`` takes.
 
     Args:
         kernel_size: odd filter size k.

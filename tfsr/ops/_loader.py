@@ -38,14 +38,16 @@ def library_path(family: str) -> str:
     return os.path.join(COMPILED_DIR, f"_{family}_ops.so")
 
 
-def _missing_cpu_features() -> list[str]:
-    """Instruction sets the libraries were compiled for (``cpu_features.json``, written by the
-    build) that this CPU lacks: loading them anyway would kill the process (SIGILL) at the first
-    such instruction, with no chance to fall back."""
+def _missing_cpu_features(family: str) -> list[str]:
+    """Instruction sets ``family``'s library was compiled for (``cpu_features.json``, written by
+    the build: ``{"libraries": {family: [...]}}``, or an older ``{"required": [...]}`` for all)
+    that this CPU lacks: loading it anyway would kill the process (SIGILL) at the first such
+    instruction, with no chance to fall back."""
     try:
         with open(os.path.join(COMPILED_DIR, CPU_FEATURES_FILE)) as f:
-            required = json.load(f).get("required", [])
-    except (OSError, ValueError):
+            saved = json.load(f)
+        required = saved["libraries"][family] if "libraries" in saved else saved["required"]
+    except (OSError, ValueError, KeyError, TypeError):
         return []  # built before the file existed, or unreadable: nothing known to check
     have = cpu_features()
     return [feature for feature in required if feature not in have]
@@ -77,7 +79,7 @@ def load(family: str):
                     "implementation (slower, more memory). Build it with `make ops` "
                     "(python -m custom_ops.build); set TFSR_PURE_TF=1 to silence this."
                 )
-            elif missing := _missing_cpu_features():
+            elif missing := _missing_cpu_features(family):
                 _warn_once(
                     f"tfsr: {path} was built for a CPU with {', '.join(missing)}, which this "
                     "CPU lacks; using the pure-TensorFlow implementation. Rebuild on this "

@@ -8,9 +8,12 @@ arXiv 1903.00875) upsamples NHWC features ``x`` (N, H, W, C_in) by a real scale:
     out[n, i, j, o] = sum_{a, b, c} x[n, s_v(i) + a - k//2, s_h(j) + b - k//2, c]
                                     * W[p_v(i), p_h(j), a, b, c, o]
 
-The filter depends only on the fractional offsets of the row and the column, which repeat with a
-short period, so the weights are a *phase table* W (P_v, P_h, k, k, C_in, C_out): one filter per
-distinct (row offset, column offset) pair; memory does not grow with the output size. The paper's
+The filter depends only on the fractional offsets of the row and the column, which repeat with
+period p for a scale p / q in lowest terms, so the weights are a *phase table* W (P_v, P_h, k, k,
+C_in, C_out): one filter per distinct (row offset, column offset) pair; for a short fraction
+(x2.5: 5 x 5 filters) memory does not grow with the output size. A long fraction (1.234 =
+617 / 500, or pi) has a period up to the output size, and the table then costs what the paper's
+per-pixel weights cost. The paper's
 per-pixel weights (H_out, W_out, k, k, C_in, C_out) are the same thing with P_v = H_out and
 P_h = W_out, and are accepted too.
 
@@ -458,12 +461,27 @@ def _meta_upscale_grad_grad(op, grad_gx, grad_gw):
     return [grad_g, grad_x, grad_w, None]
 
 
+def _gpu_kernel_types() -> frozenset:
+    """The dtypes (enums) the loaded library has GPU kernels of (none for a CPU-only build:
+    no nvcc, or ``TFSR_NO_CUDA=1``)."""
+    from tensorflow.python.framework import kernels
+
+    types = set()
+    for kernel in kernels.get_registered_kernels_for_op("Tfsr>MetaUpscale").kernel:
+        if kernel.device_type == "GPU":
+            for constraint in kernel.constraint:
+                types.update(constraint.allowed_values.list.type)
+    return frozenset(types)
+
+
 def _compiled_op_usable(dtype: tf.DType):
     library = _loader.load(_FAMILY)
     if library is None:
         return None
-    if dtype in (tf.float16, tf.bfloat16) and not tf.config.list_physical_devices("GPU"):
-        return None  # half types have GPU kernels only
+    if dtype in (tf.float16, tf.bfloat16) and not (
+        tf.config.list_physical_devices("GPU") and dtype.as_datatype_enum in _gpu_kernel_types()
+    ):
+        return None  # half types have GPU kernels only, when the library was built with CUDA
     return library
 
 

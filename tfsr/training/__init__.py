@@ -16,6 +16,7 @@ def user_errors() -> tuple[type[Exception], ...]:
         FileNotFoundError,
         FloatingPointError,
         ImageReadError,
+        OSError,  # an --out_dir that is a file, or read-only
         SourceUnavailableError,
         ValueError,
     )

@@ -228,3 +228,28 @@ def check_resumable(
         for name in RUN_FIELDS
         if getattr(saved, name) != getattr(requested, name)
     ]
+
+
+def take_saved_values(config: TrainConfig, saved: TrainConfig, given: set[str]) -> list[str]:
+    """For a resume: the saved value of every run and architecture field (but ``model``), and of
+    the validation and checkpoint settings, whose flag was not given, set on ``config``; so that
+    ``train.py --model=M --out_dir=RUN`` resumes RUN as it was started instead of with the
+    default data, steps and schedule.
+
+    Args:
+        config: the requested configuration (changed in place).
+        saved: the run's saved configuration.
+        given: names of the fields whose flags were given (``--epochs`` gives ``steps``).
+
+    Returns:
+        ``"name=value"`` of each field taken, for a note.
+    """
+    taken = []
+    for name in (*ARCHITECTURE_FIELDS, *RUN_FIELDS, "val_data", "val_every", "checkpoint_every"):
+        if name == "model" or name in given:
+            continue
+        value = getattr(saved, name)
+        if value != getattr(config, name):
+            setattr(config, name, value)
+            taken.append(f"{name}={value!r}")
+    return taken

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import tensorflow as tf
 
@@ -26,6 +27,8 @@ def split_sources(config: TrainConfig) -> tuple[ImageSource, list[str] | str]:
     """The training source and the validation data (a folder, or held-out HR paths)."""
     source = source_from_spec(config.train_data)
     if config.val_data:
+        if not os.path.exists(config.val_data):  # found at the start, not at step 500
+            raise FileNotFoundError(f"--val_data={config.val_data} does not exist")
         return source, config.val_data
     n = _held_out_count(source)
     if len(source) <= n:

@@ -145,6 +145,10 @@ class Trainer:
         # An arbitrary-scale model ignores --scale, so a resume may name another.
         ignored = ("scale",) if self.spec.multi_scale else ()
         self.notes = check_resumable(saved, config, ignored) if resumable else []
+        if resumable and config.init_from:
+            self.notes.append(
+                f"--init_from={config.init_from} not used: the run resumes from its checkpoint"
+            )
 
         _set_precision(config.mixed_precision)
         keras.utils.set_random_seed(config.seed)
@@ -211,14 +215,14 @@ class Trainer:
         renames; the ``checkpoint`` index file is replaced atomically).
 
         Raises:
-            FloatingPointError: a model weight is not finite (the last update diverged although
-                the loss it was computed from was finite); nothing is written, so a rerun resumes
-                from the last good checkpoint.
+            FloatingPointError: a model weight or optimizer state is not finite (the last update
+                diverged although the loss it was computed from was finite); nothing is written,
+                so a rerun resumes from the last good checkpoint.
         """
         step = int(self.step.numpy())
-        bad = [
+        bad = [  # Adam's moments too: a checkpoint with an inf moment cannot be resumed from
             v.name
-            for v in self.model.weights
+            for v in [*self.model.weights, *self.optimizer.variables]
             if v.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))
         ]
         if bad:

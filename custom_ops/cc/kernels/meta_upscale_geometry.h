@@ -23,6 +23,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <sstream>
 #include <string>
 
@@ -201,6 +202,14 @@ inline std::string MetaUpscaleMakeGeometry(int64_t batch, int64_t in_h, int64_t 
   int64_t ho, wo;
   if (!(err = MetaUpscaleOutputSize("height", scale_v, in_h, out_h, &ho)).empty()) return err;
   if (!(err = MetaUpscaleOutputSize("width", scale_h, in_w, out_w, &wo)).empty()) return err;
+  // N * H_out * W_out * C_out must fit int64 (TensorShape aborts the process otherwise); the
+  // divisions compare without forming the product.
+  const int64_t pixels = ho * wo;  // each side <= kMetaUpscaleMaxSize
+  if (batch > 0 && w_cout > std::numeric_limits<int64_t>::max() / pixels / batch) {
+    return "the output (" + MetaUpscaleStr(batch) + ", " + MetaUpscaleStr(ho) + ", " +
+           MetaUpscaleStr(wo) + ", " + MetaUpscaleStr(w_cout) +
+           ") has more elements than an int64 counts";
+  }
   TfsrMetaUpscaleAxis rows = MetaUpscaleMakeAxis(scale_v, in_h, ho);
   TfsrMetaUpscaleAxis cols = MetaUpscaleMakeAxis(scale_h, in_w, wo);
   if (w_pv != rows.period && w_pv != ho) {
