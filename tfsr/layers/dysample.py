@@ -48,7 +48,9 @@ class DySample(keras.layers.Layer):
     ``(C, 2 * groups * scale**2)`` for "lp" and ``(C / scale**2, 2 * groups)`` for "pl". Offsets
     are in input pixels; output channels are ordered ``(sub-pixel row, sub-pixel column, group,
     [dx, dy])`` for "lp" and ``(group, [dx, dy])`` for "pl", and the pixel-shuffled input of "pl"
-    is in ``depth_to_space`` order (PyTorch checkpoints need their channels permuted). Sampling
+    is in ``depth_to_space`` order (PyTorch checkpoints need the offset layers' output channels
+    permuted to this order and, for "pl", the output channels of the layer that feeds DySample
+    too, since ``pixel_shuffle`` and ``depth_to_space`` order channels differently). Sampling
     goes through :func:`tfsr.ops.grid_sample.offset_sample`, made of TFLite builtin ops only, so
     the layer converts to TFLite float32 and full int8.
 
