@@ -158,10 +158,8 @@ def config_from_flags() -> TrainConfig:
         checkpoint_every=_CHECKPOINT_EVERY.value,
         val_every=_VAL_EVERY.value,
     )
-    if _EPOCHS.value:
-        if flags.FLAGS["steps"].present:
-            raise ValueError("give --steps or --epochs, not both")
-        config.steps = steps_for_epochs(config, _EPOCHS.value)
+    if _EPOCHS.value and flags.FLAGS["steps"].present:
+        raise ValueError("give --steps or --epochs, not both")
     saved = load_saved_config(out_dir)
     if saved is not None and tf.train.latest_checkpoint(os.path.join(out_dir, "checkpoints")):
         given = {name for name in flags.FLAGS if flags.FLAGS[name].present}
@@ -170,6 +168,8 @@ def config_from_flags() -> TrainConfig:
         taken = take_saved_values(config, saved, given)
         if taken:
             print(f"resuming {out_dir} with its own {', '.join(taken)} (flags not given)")
+    if _EPOCHS.value:  # of the data and batch size the run uses
+        config.steps = steps_for_epochs(config, _EPOCHS.value)
     return config
 
 
