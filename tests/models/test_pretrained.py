@@ -14,7 +14,7 @@ from tfsr.models import pretrained, pretrained_entry, pretrained_names
 META_SET5 = {2.5: 34.877, 3: 33.109}
 SET5_PSNR = {
     "sesr_m5_x2": 37.230,
-    "sesr_xl_x2": 37.582,
+    "sesr_xl_x2": 37.589,
     "sesr_xl_x4": 31.189,
     "sesr_m5_x4": 30.786,
     "sesr_m5_relu_x2": 37.178,
@@ -25,7 +25,7 @@ SET5_PSNR = {
 # README "Shipped models" and LUT tables, Set14 PSNR (dB).
 SET14_PSNR = {
     "sesr_m5_x2": 32.723,
-    "sesr_xl_x2": 32.998,
+    "sesr_xl_x2": 33.003,
     "sesr_xl_x4": 27.900,
     "sesr_m5_x4": 27.696,
     "sesr_m5_relu_x2": 32.720,
