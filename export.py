@@ -149,7 +149,7 @@ def main(argv):
         if _REPORT.value:
             with atomic_output(_REPORT.value) as tmp, open(tmp, "w") as f:
                 json.dump(report, f, indent=2)
-    except (*user_errors(), OSError, tf.errors.OpError) as error:  # OSError: --out a folder
+    except (*user_errors(), tf.errors.OpError) as error:  # OSError: --out a folder, ...
         print(f"export.py: error: {one_line(error)}", file=sys.stderr)
         return 1
     return 0

@@ -461,9 +461,10 @@ def _meta_upscale_grad_grad(op, grad_gx, grad_gw):
     return [grad_g, grad_x, grad_w, None]
 
 
+@functools.cache
 def _gpu_kernel_types() -> frozenset:
     """The dtypes (enums) the loaded library has GPU kernels of (none for a CPU-only build:
-    no nvcc, or ``TFSR_NO_CUDA=1``)."""
+    no nvcc, or ``TFSR_NO_CUDA=1``); read once, after the library is loaded."""
     from tensorflow.python.framework import kernels
 
     types = set()

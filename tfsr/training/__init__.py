@@ -13,10 +13,9 @@ def user_errors() -> tuple[type[Exception], ...]:
 
     return (
         ConfigMismatchError,
-        FileNotFoundError,
         FloatingPointError,
         ImageReadError,
-        OSError,  # an --out_dir that is a file, or read-only
+        OSError,  # missing files and folders, an --out_dir that is a file, read-only
         SourceUnavailableError,
         ValueError,
     )
