@@ -83,6 +83,10 @@ inline T atomicAdd(T* address, T value) {
   return std::atomic_ref<T>(*address).fetch_add(value);
 }
 
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+
 // float16: GCC's _Float16 (round to nearest even); bfloat16: the top 16 bits of a float.
 struct __half {
   _Float16 v;

@@ -23,6 +23,7 @@ import argparse
 import ctypes
 import functools
 import itertools
+import json
 import os
 import re
 import subprocess
@@ -38,6 +39,8 @@ EMULATED_LIBRARY = os.path.join(
 )
 
 DTYPE_CODES = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 3}
+# TfsrForwardVariant (meta_upscale_gpu.h).
+FORWARD_VARIANTS = {"auto": 0, "tiled": 1, "phase": 2, "naive": 3}
 # Tolerances vs the float64 reference, relative to the largest |reference| value.
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12, "float16": 4e-3, "bfloat16": 3e-2}
 
@@ -167,6 +170,7 @@ def load(path: str = LIBRARY) -> ctypes.CDLL:
     g = ctypes.POINTER(Geometry)
     lib.TfsrMetaUpscaleForwardGpu.argtypes = [g, i32, p, p, p, p]
     lib.TfsrMetaUpscaleForwardNaiveGpu.argtypes = [g, i32, p, p, p, p]
+    lib.TfsrMetaUpscaleForwardVariantGpu.argtypes = [g, i32, i32, p, p, p, p]
     lib.TfsrMetaUpscaleGradWorkspaceBytes.argtypes = [g, i32, i32]
     lib.TfsrMetaUpscaleGradWorkspaceBytes.restype = ctypes.c_size_t
     lib.TfsrMetaUpscaleGradGpu.argtypes = [g, i32, i32, p, p, p, p, p, p, p]
@@ -301,11 +305,20 @@ def _check(lib, rc):
         raise RuntimeError(f"CUDA error {rc}: {lib.TfsrMetaUpscaleErrorString(rc).decode()}")
 
 
-def run_forward(lib, backend, g, x, w, dtype, naive=False):
+def run_forward(lib, backend, g, x, w, dtype, variant="auto"):
+    """The forward launcher with one of FORWARD_VARIANTS."""
     out = backend.empty((g.batch, g.out_h, g.out_w, g.out_c), dtype)
-    fn = lib.TfsrMetaUpscaleForwardNaiveGpu if naive else lib.TfsrMetaUpscaleForwardGpu
     p = backend.ptr
-    _check(lib, fn(ctypes.byref(g), DTYPE_CODES[dtype], p(x), p(w), p(out), backend.stream()))
+    rc = lib.TfsrMetaUpscaleForwardVariantGpu(
+        ctypes.byref(g),
+        DTYPE_CODES[dtype],
+        FORWARD_VARIANTS[variant],
+        p(x),
+        p(w),
+        p(out),
+        backend.stream(),
+    )
+    _check(lib, rc)
     return out
 
 
@@ -359,6 +372,8 @@ CHECK_CASES = [
     # grad_w staging 16 pixels of 85 * 9 + 3 floats would need exactly 48 KB of dynamic shared
     # memory, too much beside the kernel's static arrays.
     (1, 5, 5, 85, 3, 3, 2.0, 2.0, (-1, -1), False),
+    # Phase-major forward: 1,440 pixels per phase pair, several blocks each.
+    (1, 40, 36, 8, 3, 3, 2.0, 2.0, (-1, -1), False),
 ]
 
 
@@ -381,10 +396,10 @@ def check(lib, backend, dtypes=tuple(DTYPE_CODES), cases=CHECK_CASES, seed=0) ->
         ref = reference_forward(x64, w64, src_v, ph_v, src_h, ph_h)
         ref_gx, ref_gw = reference_backward(x64, w64, go64, src_v, ph_v, src_h, ph_h)
         results = {
-            "forward": _rel_err(backend.numpy(run_forward(lib, backend, g, x, wt, dtype)), ref),
-            "forward_naive": _rel_err(
-                backend.numpy(run_forward(lib, backend, g, x, wt, dtype, naive=True)), ref
-            ),
+            ("forward" if variant == "auto" else f"forward_{variant}"): _rel_err(
+                backend.numpy(run_forward(lib, backend, g, x, wt, dtype, variant)), ref
+            )
+            for variant in FORWARD_VARIANTS
         }
         mismatch = False
         for det in (False, True):
@@ -450,7 +465,10 @@ def _time_ms(fn, repeats=20, warmup=3):
     return float(np.median(times))
 
 
-def time_cases(lib, out_sizes, scales, batch, ci, co, k, dtype, with_torch=True):
+def time_cases(lib, out_sizes, scales, batch, ci, co, k, dtype, with_torch=True, peak_tflops=None):
+    """One row per output size and scale: ours (forward, backward, deterministic backward), the
+    naive kernel and torch's im2col + bmm, in milliseconds (median of CUDA-event timings), and
+    achieved TFLOP/s, as a fraction of `peak_tflops` when given."""
     backend = TorchBackend()
     torch = backend.torch
     tdt = backend.dtypes[dtype]
@@ -468,10 +486,20 @@ def time_cases(lib, out_sizes, scales, batch, ci, co, k, dtype, with_torch=True)
         row = {"out": f"{ho}x{wo}", "scale": scale, "P": g.rows.weight_period}
         fwd = functools.partial(run_forward, lib, backend, g, x, wt, dtype)
         row["ours_fwd_ms"] = _time_ms(fwd)
-        row["naive_fwd_ms"] = _time_ms(functools.partial(fwd, naive=True), repeats=5)
+        row["tiled_fwd_ms"] = _time_ms(functools.partial(fwd, variant="tiled"))
+        row["phase_fwd_ms"] = _time_ms(functools.partial(fwd, variant="phase"))
+        row["naive_fwd_ms"] = _time_ms(functools.partial(fwd, variant="naive"), repeats=5)
+        row["naive_speedup"] = row["naive_fwd_ms"] / row["ours_fwd_ms"]
         bwd = functools.partial(run_backward, lib, backend, g, x, wt, go, dtype)
         row["ours_bwd_ms"] = _time_ms(functools.partial(bwd, False))
         row["ours_bwd_det_ms"] = _time_ms(functools.partial(bwd, True))
+        # Multiply-adds of the forward pass; the backward pass does twice as many (grad_x, grad_w).
+        flops = 2.0 * batch * ho * wo * k * k * ci * co
+        row["fwd_tflops"] = flops / row["ours_fwd_ms"] / 1e9
+        row["bwd_tflops"] = 2 * flops / row["ours_bwd_ms"] / 1e9
+        if peak_tflops:
+            row["fwd_peak_fraction"] = row["fwd_tflops"] / peak_tflops
+            row["bwd_peak_fraction"] = row["bwd_tflops"] / peak_tflops
         if with_torch:
             baseline = functools.partial(torch_im2col_bmm, x, wt, src_v, ph_v, src_h, ph_h)
             try:
@@ -509,6 +537,13 @@ def main(argv=None) -> int:
     p_time.add_argument("--k", type=int, default=3)
     p_time.add_argument("--dtype", default="float32", choices=list(DTYPE_CODES))
     p_time.add_argument("--no-torch", action="store_true")
+    p_time.add_argument(
+        "--peak_tflops",
+        type=float,
+        help="the GPU's peak for --dtype, to report achieved FLOP/s as a fraction of it "
+        "(H100 SXM FP32, no tensor cores: 66.9)",
+    )
+    p_time.add_argument("--json", help="also write the rows (and the GPU's name) to this file")
     for p in (p_check, p_time):
         p.add_argument("--arch", default="native", help="nvcc -arch for the build")
     args = parser.parse_args(argv)
@@ -523,8 +558,9 @@ def main(argv=None) -> int:
             lib, backend = load(build(args.arch)), TorchBackend()
         return 0 if check(lib, backend, tuple(args.dtypes), cases) else 1
     lib = load(build(args.arch))
-    outs = [tuple(o) for o in (args.out or [(540, 960), (1080, 1920), (2160, 3840)])]
-    time_cases(
+    default_outs = [(135, 240), (540, 960), (1080, 1920), (2160, 3840)]
+    outs = [tuple(o) for o in (args.out or default_outs)]
+    rows = time_cases(
         lib,
         outs,
         args.scale,
@@ -534,7 +570,15 @@ def main(argv=None) -> int:
         args.k,
         args.dtype,
         not args.no_torch,
+        args.peak_tflops,
     )
+    if args.json:
+        torch = _torch()
+        keys = ("batch", "cin", "cout", "k", "dtype", "peak_tflops")
+        settings = {key: getattr(args, key) for key in keys}
+        record = {"gpu": torch.cuda.get_device_name(), "settings": settings, "rows": rows}
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=1)
     return 0
 
 

@@ -4,9 +4,11 @@
 // call the extern "C" launchers below, and so does the standalone harness (custom_ops/harness/),
 // which is how the kernels are tested and timed on a GPU machine without TensorFlow.
 //
-// forward   : output tiles of 16 x 16 pixels; the x window of a tile is staged in shared memory
-//             (C_in in chunks, padded to avoid bank conflicts), each thread computes 2 pixels x
-//             4 output channels; no atomics.
+// forward   : two kernels, no atomics, each thread computing 2 pixels x 4 output channels.
+//             Tiled: output tiles of 16 x 16 pixels; the x window of a tile is staged in shared
+//             memory (C_in in chunks, padded to avoid bank conflicts). Phase-major: one block per
+//             phase pair, its filters in shared memory. The second wins where a tile holds many
+//             phase pairs (long periods such as x3.7); LaunchForward picks.
 // grad_x    : gather form, one thread per input value summing the outputs whose window covers
 //             it; no atomics.
 // grad_w    : one block per (phase pair, 2048 weights, split of the pixels of that phase): pixel
@@ -259,7 +261,7 @@ int LaunchForwardNaive(const Geometry& g, const T* x, const T* w, T* out, cudaSt
 }
 
 template <typename T>
-int LaunchForward(const Geometry& g, const T* x, const T* w, T* out, cudaStream_t stream) {
+int LaunchForwardTiled(const Geometry& g, const T* x, const T* w, T* out, cudaStream_t stream) {
   using A = Acc<T>;
   if (g.batch * g.out_h * g.out_w == 0) return 0;
   const int64_t rh = MaxTileSpan(g.rows, kTile) + g.kernel;
@@ -280,6 +282,174 @@ int LaunchForward(const Geometry& g, const T* x, const T* w, T* out, cudaStream_
   ForwardTiledKernel<T><<<grid, block, static_cast<size_t>(smem(chunk)), stream>>>(
       g, x, w, out, static_cast<int>(chunk));
   return static_cast<int>(cudaGetLastError());
+}
+
+// Phase-major forward: one block per (phase pair, 2 x 128 of the pixels that use it). The
+// pair's filters are staged in shared memory and every thread reads them at the same address
+// (a broadcast); each thread sums 2 pixels x 4 output channels, reading x from global memory
+// (the window of one pixel is contiguous in C_in, read 4 channels at a time for float32 when
+// C_in allows; neighbouring pixels overlap through L1/L2).
+// The tiled kernel above reads a different filter per pixel when a 16 x 16 tile holds many
+// phase pairs (x3.7: 37 phases per axis), which is where this one wins.
+constexpr int kPhaseThreads = 128, kPhasePixels = 2;
+// Phase pairs in a 16 x 16 tile from which phase-major is the faster forward kernel without
+// 4-channel loads; with them it is as fast or faster at every period (harness timings on an
+// H100, C_in 64: README, "Meta-SR on a GPU").
+constexpr int64_t kPhaseMajorMinTilePairs = 64;
+// Pixels per phase pair from which phase-major is used: at 28 (135 x 240 at x3.7, a block a
+// ninth full) it was still 3.5x faster than tiled; with per-pixel weights (1) it would not be.
+constexpr int64_t kPhaseMajorMinPixels = 16;
+
+// Pixels of one phase pair: the (row, column) periods of the axes, m_r x m_c.
+int64_t PeriodsOf(const Axis& a) { return CeilDiv(a.out_size, a.weight_period); }
+
+template <typename T>
+__global__ void __launch_bounds__(kPhaseThreads)
+    ForwardPhaseKernel(const Geometry g, const T* __restrict__ x, const T* __restrict__ w,
+                       T* __restrict__ out, int chunk, bool vec4) {
+  using A = Acc<T>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  A* ws = reinterpret_cast<A*>(smem_raw);  // (k * k, chunk, kOutBlock), zero past C_out
+
+  const int64_t k = g.kernel, half = k / 2, ci = g.in_c, co = g.out_c;
+  const int64_t H = g.in_h, W = g.in_w, Ho = g.out_h, Wo = g.out_w;
+  const int64_t Pv = g.rows.weight_period, Ph = g.cols.weight_period;
+  const int64_t Mc = (Wo + Ph - 1) / Ph;
+  const int o_blocks = static_cast<int>((co + kOutBlock - 1) / kOutBlock);
+  const int64_t n = blockIdx.z / o_blocks;
+  const int64_t o0 = static_cast<int64_t>(blockIdx.z % o_blocks) * kOutBlock;
+  const int n_out = static_cast<int>(min(static_cast<int64_t>(kOutBlock), co - o0));
+  // Consecutive blocks take every phase pair of one stretch of the image before the next, so
+  // that the x they read is still in L2 (pair-major order re-read all of x once per pair).
+  const int64_t pairs = Pv * Ph;
+  const int64_t pair = blockIdx.x % pairs, tile = blockIdx.x / pairs;
+  const int64_t pr = pair / Ph, pc = pair % Ph;
+  const int tid = threadIdx.x;
+
+  int64_t ii[kPhasePixels], jj[kPhasePixels], sr[kPhasePixels], sc[kPhasePixels];
+  bool valid[kPhasePixels];
+#pragma unroll
+  for (int p = 0; p < kPhasePixels; ++p) {
+    const int64_t t = (tile * kPhasePixels + p) * kPhaseThreads + tid;
+    ii[p] = pr + Pv * (t / Mc);
+    jj[p] = pc + Ph * (t % Mc);
+    valid[p] = ii[p] < Ho && jj[p] < Wo;
+    sr[p] = valid[p] ? Source(g.rows, ii[p]) : 0;
+    sc[p] = valid[p] ? Source(g.cols, jj[p]) : 0;
+  }
+
+  A acc[kPhasePixels][kOutBlock];
+#pragma unroll
+  for (int p = 0; p < kPhasePixels; ++p) {
+#pragma unroll
+    for (int q = 0; q < kOutBlock; ++q) acc[p][q] = A(0);
+  }
+
+  const T* wp = w + pair * k * k * ci * co + o0;
+  for (int64_t c0 = 0; c0 < ci; c0 += chunk) {
+    const int cc = static_cast<int>(min(static_cast<int64_t>(chunk), ci - c0));
+    const int total = static_cast<int>(k * k) * cc * kOutBlock;
+    for (int e = tid; e < total; e += kPhaseThreads) {
+      const int q = e % kOutBlock;
+      const int c = (e / kOutBlock) % cc;
+      const int tap = e / (kOutBlock * cc);
+      ws[e] = q < n_out ? ToAcc<T>(wp[(tap * ci + c0 + c) * co + q]) : A(0);
+    }
+    __syncthreads();
+
+    for (int a = 0; a < k; ++a) {
+      for (int b = 0; b < k; ++b) {
+        const A* wt = ws + (a * k + b) * cc * kOutBlock;
+#pragma unroll
+        for (int p = 0; p < kPhasePixels; ++p) {
+          const int64_t r = sr[p] + a - half, col = sc[p] + b - half;
+          if (!valid[p] || r < 0 || r >= H || col < 0 || col >= W) continue;
+          const T* xp = x + ((n * H + r) * W + col) * ci + c0;
+          if constexpr (std::is_same<T, float>::value) {
+            if (vec4) {  // 4 channels per load: C_in, the chunk and x are 16-byte aligned
+              const float4* xp4 = reinterpret_cast<const float4*>(xp);
+              for (int c4 = 0; c4 < cc / 4; ++c4) {
+                const float4 v = xp4[c4];
+                const float* wc = wt + c4 * 4 * kOutBlock;
+#pragma unroll
+                for (int q = 0; q < kOutBlock; ++q) {
+                  acc[p][q] += v.x * wc[q] + v.y * wc[kOutBlock + q] +
+                               v.z * wc[2 * kOutBlock + q] + v.w * wc[3 * kOutBlock + q];
+                }
+              }
+              continue;
+            }
+          }
+          for (int c = 0; c < cc; ++c) {
+            const A xv = ToAcc<T>(xp[c]);
+#pragma unroll
+            for (int q = 0; q < kOutBlock; ++q) acc[p][q] += xv * wt[c * kOutBlock + q];
+          }
+        }
+      }
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int p = 0; p < kPhasePixels; ++p) {
+    if (!valid[p]) continue;
+    T* o = out + ((n * Ho + ii[p]) * Wo + jj[p]) * co + o0;
+#pragma unroll
+    for (int q = 0; q < kOutBlock; ++q) {
+      if (q < n_out) o[q] = FromAcc<T>(acc[p][q]);
+    }
+  }
+}
+
+template <typename T>
+int LaunchForwardPhase(const Geometry& g, const T* x, const T* w, T* out, cudaStream_t stream) {
+  using A = Acc<T>;
+  if (g.batch * g.out_h * g.out_w == 0) return 0;
+  const int64_t per_channel = g.kernel * g.kernel * kOutBlock * int64_t(sizeof(A));
+  int64_t chunk = std::min<int64_t>(g.in_c, kSmemPerBlock / per_channel);
+  const bool vec4 = std::is_same<T, float>::value && g.in_c % 4 == 0 && chunk >= 4 &&
+                    reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  if (vec4) chunk -= chunk % 4;
+  const int64_t pixels = PeriodsOf(g.rows) * PeriodsOf(g.cols);
+  const int64_t tiles = CeilDiv(pixels, kPhaseThreads * kPhasePixels);
+  const int64_t grid_x = g.rows.weight_period * g.cols.weight_period * tiles;
+  const int64_t grid_z = g.batch * CeilDiv(g.out_c, kOutBlock);
+  if (chunk < 1 || grid_x > 0x7fffffff || grid_z > 65535) {
+    return LaunchForwardNaive(g, x, w, out, stream);
+  }
+  const dim3 grid(static_cast<unsigned>(grid_x), 1, static_cast<unsigned>(grid_z));
+  ForwardPhaseKernel<T><<<grid, kPhaseThreads, static_cast<size_t>(chunk * per_channel), stream>>>(
+      g, x, w, out, static_cast<int>(chunk), vec4);
+  return static_cast<int>(cudaGetLastError());
+}
+
+// Phase-major when every phase pair has a few pixels to share its filters and either x can be read
+// 4 channels at a time or a 16 x 16 tile would hold many phase pairs; tiled otherwise.
+template <typename T>
+bool PreferPhaseMajor(const Geometry& g, const T* x) {
+  const int64_t tile_pairs =
+      std::min<int64_t>(g.rows.weight_period, kTile) * std::min<int64_t>(g.cols.weight_period, kTile);
+  const int64_t pixels = PeriodsOf(g.rows) * PeriodsOf(g.cols);
+  const bool vec4 = std::is_same<T, float>::value && g.in_c % 4 == 0 &&
+                    reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  return (vec4 || tile_pairs >= kPhaseMajorMinTilePairs) && pixels >= kPhaseMajorMinPixels;
+}
+
+template <typename T>
+int LaunchForward(const Geometry& g, int variant, const T* x, const T* w, T* out,
+                  cudaStream_t stream) {
+  switch (variant) {
+    case kTfsrForwardTiled:
+      return LaunchForwardTiled(g, x, w, out, stream);
+    case kTfsrForwardPhaseMajor:
+      return LaunchForwardPhase(g, x, w, out, stream);
+    case kTfsrForwardNaive:
+      return LaunchForwardNaive(g, x, w, out, stream);
+    default:
+      return PreferPhaseMajor<T>(g, x) ? LaunchForwardPhase(g, x, w, out, stream)
+                                 : LaunchForwardTiled(g, x, w, out, stream);
+  }
 }
 
 // ---- grad_x: gather form ----
@@ -597,20 +767,22 @@ extern "C" {
 
 int TfsrMetaUpscaleForwardGpu(const TfsrMetaUpscaleGeometry* g, int dtype, const void* x,
                               const void* weights, void* output, void* stream) {
-  return tfsr::gpu::Dispatch(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    return tfsr::gpu::LaunchForward<T>(*g, static_cast<const T*>(x), static_cast<const T*>(weights),
-                                       static_cast<T*>(output), static_cast<cudaStream_t>(stream));
-  });
+  return TfsrMetaUpscaleForwardVariantGpu(g, dtype, kTfsrForwardAuto, x, weights, output, stream);
 }
 
 int TfsrMetaUpscaleForwardNaiveGpu(const TfsrMetaUpscaleGeometry* g, int dtype, const void* x,
                                    const void* weights, void* output, void* stream) {
+  return TfsrMetaUpscaleForwardVariantGpu(g, dtype, kTfsrForwardNaive, x, weights, output, stream);
+}
+
+int TfsrMetaUpscaleForwardVariantGpu(const TfsrMetaUpscaleGeometry* g, int dtype, int variant,
+                                     const void* x, const void* weights, void* output,
+                                     void* stream) {
   return tfsr::gpu::Dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
-    return tfsr::gpu::LaunchForwardNaive<T>(*g, static_cast<const T*>(x),
-                                            static_cast<const T*>(weights), static_cast<T*>(output),
-                                            static_cast<cudaStream_t>(stream));
+    return tfsr::gpu::LaunchForward<T>(*g, variant, static_cast<const T*>(x),
+                                       static_cast<const T*>(weights), static_cast<T*>(output),
+                                       static_cast<cudaStream_t>(stream));
   });
 }
 

@@ -20,10 +20,25 @@ extern "C" {
 // Element types (storage); arithmetic is float32 for half and bfloat16, float64 for double.
 enum TfsrDtype { kTfsrFloat32 = 0, kTfsrFloat64 = 1, kTfsrFloat16 = 2, kTfsrBfloat16 = 3 };
 
-// output = meta_upscale(x, weights): tiled kernel (x tile in shared memory, 2 pixels x 4 output
-// channels per thread); falls back to the direct kernel where a tile would not fit.
+// Forward kernels: tiled (x tile in shared memory), phase-major (one phase pair's filters in
+// shared memory), naive (one thread per output pixel, everything from global memory); auto picks
+// tiled or phase-major from the geometry.
+enum TfsrForwardVariant {
+  kTfsrForwardAuto = 0,
+  kTfsrForwardTiled = 1,
+  kTfsrForwardPhaseMajor = 2,
+  kTfsrForwardNaive = 3
+};
+
+// output = meta_upscale(x, weights) with the auto variant; a kernel whose shared memory or grid
+// would not fit falls back to the naive one.
 int TfsrMetaUpscaleForwardGpu(const TfsrMetaUpscaleGeometry* g, int dtype, const void* x,
                               const void* weights, void* output, void* stream);
+
+// The same with a chosen TfsrForwardVariant (the harness checks and times each).
+int TfsrMetaUpscaleForwardVariantGpu(const TfsrMetaUpscaleGeometry* g, int dtype, int variant,
+                                     const void* x, const void* weights, void* output,
+                                     void* stream);
 
 // The direct kernel: one thread per output pixel, everything read from global memory.
 int TfsrMetaUpscaleForwardNaiveGpu(const TfsrMetaUpscaleGeometry* g, int dtype, const void* x,
