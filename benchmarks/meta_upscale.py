@@ -26,13 +26,16 @@ growing only with the tensors every method must hold (inputs, outputs and their 
 ``io_mb``).
 
 Run: ``python -m benchmarks.meta_upscale --quick`` (a few minutes on 2 cores; the full grid
-takes hours).
+takes hours). The full grid keeps each finished configuration in
+``benchmarks/results/meta_upscale.partial.jsonl``: run the same command again after an interruption
+and it goes on from there (``--restart`` discards them); the JSON is written when the grid is done.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import os
 
@@ -40,6 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from benchmarks.common import (  # noqa: E402
+    RESULTS_DIR,
     mark_baseline,
     print_table,
     run_isolated,
@@ -227,14 +231,53 @@ def _find(rows, method, mode, **where):
     return None
 
 
+PARTIAL = os.path.join(RESULTS_DIR, "meta_upscale.partial.jsonl")
+
+
+def _config_key(mode, out, scale, batch, c_out) -> str:
+    return f"{mode} {out[0]}x{out[1]} x{scale:g} N{batch} Co{c_out}"
+
+
+def _load_partial() -> dict[str, list[dict]]:
+    """Rows of the configurations a full-grid run finished before it was interrupted."""
+    done = {}
+    if os.path.exists(PARTIAL):
+        with open(PARTIAL) as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by the interruption
+                    continue
+                done[entry["config"]] = entry["rows"]
+    return done
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="the small grid (a few minutes)")
+    parser.add_argument(
+        "--restart", action="store_true", help="full grid: discard the configurations kept so far"
+    )
     args = parser.parse_args(argv)
+    if args.restart and os.path.exists(PARTIAL):
+        os.remove(PARTIAL)
+    done = {} if args.quick else _load_partial()
+    if done:
+        print(f"going on from {PARTIAL}: {len(done)} configurations done", flush=True)
+    configs = [(mode, config) for config in grid(args.quick) for mode in ("fwd", "fwd_bwd")]
     rows = []
-    for out, scale, batch, c_out, methods in grid(args.quick):
-        for mode in ("fwd", "fwd_bwd"):
-            rows.extend(run_config(mode, out, scale, batch, c_out, methods))
+    for i, (mode, (out, scale, batch, c_out, methods)) in enumerate(configs):
+        key = _config_key(mode, out, scale, batch, c_out)
+        if key in done:
+            rows.extend(done[key])
+            continue
+        print(f"[{i + 1}/{len(configs)}] {key}", flush=True)
+        new_rows = run_config(mode, out, scale, batch, c_out, methods)
+        rows.extend(new_rows)
+        if not args.quick:
+            os.makedirs(RESULTS_DIR, exist_ok=True)
+            with open(PARTIAL, "a") as f:
+                f.write(json.dumps({"config": key, "rows": new_rows}) + "\n")
     for r in rows:
         base = _find(
             rows,
@@ -279,6 +322,8 @@ def main(argv=None) -> None:
     }
     print({k: summary[k] for k in ("speedup_540p", "memory_ratio_540p", "ours_peak_mb_2160p")})
     write_results("meta_upscale", summary, rows)
+    if not args.quick and os.path.exists(PARTIAL):
+        os.remove(PARTIAL)
 
 
 if __name__ == "__main__":
