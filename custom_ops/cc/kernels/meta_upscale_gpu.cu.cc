@@ -7,8 +7,9 @@
 // forward   : two kernels, no atomics, each thread computing 2 pixels x 4 output channels.
 //             Tiled: output tiles of 16 x 16 pixels; the x window of a tile is staged in shared
 //             memory (C_in in chunks, padded to avoid bank conflicts). Phase-major: one block per
-//             phase pair, its filters in shared memory. The second wins where a tile holds many
-//             phase pairs (long periods such as x3.7); LaunchForward picks.
+//             phase pair, its filters in shared memory. LaunchForward picks phase-major for
+//             float32 with C_in a multiple of 4 and for long periods (x3.7: 37 phases per axis,
+//             where a tile reads a different filter for each pixel), tiled otherwise.
 // grad_x    : gather form, one thread per input value summing the outputs whose window covers
 //             it; no atomics.
 // grad_w    : one block per (phase pair, 2048 weights, split of the pixels of that phase): pixel
