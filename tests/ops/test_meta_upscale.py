@@ -625,7 +625,7 @@ def test_cuda_kernels_emulated_on_cpu(capsys):
     from custom_ops.harness import meta_upscale_harness as harness
 
     lib = harness.load(harness.build_emulated())
-    cases = [harness.CHECK_CASES[i] for i in (1, 2, 3, 6, 7, 8, 9, 12, 13, 14)]
+    cases = [harness.CHECK_CASES[i] for i in (1, 2, 3, 6, 7, 8, 9, 12, 13, 14, 15)]
     ok = harness.check(lib, harness.HostBackend(), ("float32", "float16", "bfloat16"), cases)
     report = capsys.readouterr().out
     assert ok, report

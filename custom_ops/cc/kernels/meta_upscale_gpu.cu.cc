@@ -293,10 +293,10 @@ int LaunchForwardTiled(const Geometry& g, const T* x, const T* w, T* out, cudaSt
 // The tiled kernel above reads a different filter per pixel when a 16 x 16 tile holds many
 // phase pairs (x3.7: 37 phases per axis), which is where this one wins.
 constexpr int kPhaseThreads = 128, kPhasePixels = 2;
-// Phase pairs in a 16 x 16 tile from which phase-major is the faster forward kernel without
-// 4-channel loads; with them it is as fast or faster at every period (harness timings on an
-// H100, C_in 64: README, "Meta-SR on a GPU").
-constexpr int64_t kPhaseMajorMinTilePairs = 64;
+// Phase pairs in a 16 x 16 tile from which phase-major is the faster forward kernel: without
+// 4-channel loads, and with them for C_out 1 (harness timings on an H100, C_in 64: README,
+// "Meta-upscale CUDA kernels"; with them and C_out >= 2 it was as fast or faster at every period).
+constexpr int64_t kPhaseMajorMinTilePairs = 64, kPhaseMajorMinTilePairsVec4 = 16;
 // Pixels per phase pair from which phase-major is used: at 28 (135 x 240 at x3.7, a block a
 // ninth full) it was still 3.5x faster than tiled; with per-pixel weights (1) it would not be.
 constexpr int64_t kPhaseMajorMinPixels = 16;
@@ -403,44 +403,62 @@ __global__ void __launch_bounds__(kPhaseThreads)
   }
 }
 
+// Launch parameters of the phase-major kernel; `fits` is false where its shared memory (huge k)
+// or grid would not.
+struct PhasePlan {
+  int64_t chunk, tiles, grid_x, grid_z, smem_bytes;
+  bool vec4, fits;
+};
+
+template <typename T>
+PhasePlan PlanPhase(const Geometry& g, const T* x) {
+  PhasePlan plan;
+  const int64_t per_channel = g.kernel * g.kernel * kOutBlock * int64_t(sizeof(Acc<T>));
+  plan.chunk = std::min<int64_t>(g.in_c, kForwardSmemBudget / per_channel);
+  plan.vec4 = std::is_same<T, float>::value && g.in_c % 4 == 0 && plan.chunk >= 4 &&
+              reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  if (plan.vec4) plan.chunk -= plan.chunk % 4;
+  plan.smem_bytes = plan.chunk * per_channel;
+  const int64_t pixels = PeriodsOf(g.rows) * PeriodsOf(g.cols);
+  plan.tiles = CeilDiv(pixels, kPhaseThreads * kPhasePixels);
+  plan.grid_x = g.rows.weight_period * g.cols.weight_period * plan.tiles;
+  plan.grid_z = g.batch * CeilDiv(g.out_c, kOutBlock);
+  plan.fits = plan.chunk >= 1 && plan.grid_x <= 0x7fffffff && plan.grid_z <= 65535;
+  return plan;
+}
+
 template <typename T>
 int LaunchForwardPhase(const Geometry& g, const T* x, const T* w, T* out, cudaStream_t stream) {
-  using A = Acc<T>;
   if (g.batch * g.out_h * g.out_w == 0) return 0;
-  const int64_t per_channel = g.kernel * g.kernel * kOutBlock * int64_t(sizeof(A));
-  int64_t chunk = std::min<int64_t>(g.in_c, kSmemPerBlock / per_channel);
-  const bool vec4 = std::is_same<T, float>::value && g.in_c % 4 == 0 && chunk >= 4 &&
-                    reinterpret_cast<uintptr_t>(x) % 16 == 0;
-  if (vec4) chunk -= chunk % 4;
-  const int64_t pixels = PeriodsOf(g.rows) * PeriodsOf(g.cols);
-  const int64_t tiles = CeilDiv(pixels, kPhaseThreads * kPhasePixels);
-  const int64_t grid_x = g.rows.weight_period * g.cols.weight_period * tiles;
-  const int64_t grid_z = g.batch * CeilDiv(g.out_c, kOutBlock);
-  if (chunk < 1 || grid_x > 0x7fffffff || grid_z > 65535) {
-    return LaunchForwardNaive(g, x, w, out, stream);
-  }
-  const dim3 grid(static_cast<unsigned>(grid_x), 1, static_cast<unsigned>(grid_z));
-  ForwardPhaseKernel<T><<<grid, kPhaseThreads, static_cast<size_t>(chunk * per_channel), stream>>>(
-      g, x, w, out, static_cast<int>(chunk), vec4);
+  const PhasePlan plan = PlanPhase(g, x);
+  if (!plan.fits) return LaunchForwardNaive(g, x, w, out, stream);
+  const dim3 grid(static_cast<unsigned>(plan.grid_x), 1, static_cast<unsigned>(plan.grid_z));
+  ForwardPhaseKernel<T><<<grid, kPhaseThreads, static_cast<size_t>(plan.smem_bytes), stream>>>(
+      g, x, w, out, static_cast<int>(plan.chunk), plan.vec4);
   return static_cast<int>(cudaGetLastError());
 }
 
-// Phase-major when every phase pair has a few pixels to share its filters and either x can be read
-// 4 channels at a time or a 16 x 16 tile would hold many phase pairs; tiled otherwise.
+// Phase-major where it can launch, every phase pair has a few pixels to share its filters, and
+// either x is read 4 channels at a time (except C_out 1 at period 2, where tiled was 5 to 9%
+// faster) or a 16 x 16 tile would hold many phase pairs; tiled otherwise.
 template <typename T>
 bool PreferPhaseMajor(const Geometry& g, const T* x) {
   const int64_t tile_pairs =
       std::min<int64_t>(g.rows.weight_period, kTile) * std::min<int64_t>(g.cols.weight_period, kTile);
   const int64_t pixels = PeriodsOf(g.rows) * PeriodsOf(g.cols);
-  const bool vec4 = std::is_same<T, float>::value && g.in_c % 4 == 0 &&
-                    reinterpret_cast<uintptr_t>(x) % 16 == 0;
-  return (vec4 || tile_pairs >= kPhaseMajorMinTilePairs) && pixels >= kPhaseMajorMinPixels;
+  const PhasePlan plan = PlanPhase(g, x);
+  const bool fast_reads = plan.vec4 && (g.out_c > 1 || tile_pairs >= kPhaseMajorMinTilePairsVec4);
+  return plan.fits && pixels >= kPhaseMajorMinPixels &&
+         (fast_reads || tile_pairs >= kPhaseMajorMinTilePairs);
 }
 
 template <typename T>
 int LaunchForward(const Geometry& g, int variant, const T* x, const T* w, T* out,
                   cudaStream_t stream) {
   switch (variant) {
+    case kTfsrForwardAuto:
+      return PreferPhaseMajor<T>(g, x) ? LaunchForwardPhase(g, x, w, out, stream)
+                                       : LaunchForwardTiled(g, x, w, out, stream);
     case kTfsrForwardTiled:
       return LaunchForwardTiled(g, x, w, out, stream);
     case kTfsrForwardPhaseMajor:
@@ -448,8 +466,7 @@ int LaunchForward(const Geometry& g, int variant, const T* x, const T* w, T* out
     case kTfsrForwardNaive:
       return LaunchForwardNaive(g, x, w, out, stream);
     default:
-      return PreferPhaseMajor<T>(g, x) ? LaunchForwardPhase(g, x, w, out, stream)
-                                 : LaunchForwardTiled(g, x, w, out, stream);
+      return static_cast<int>(cudaErrorInvalidValue);
   }
 }
 
