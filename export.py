@@ -95,6 +95,32 @@ def _input_hw():
     return (h, w)
 
 
+# Flags that only an int8 export reads, and those that only QAT reads.
+_INT8_ONLY = (
+    "qat_steps",
+    "qat_dir",
+    "qat_lr",
+    "range_percentile",
+    "reconstruct",
+    "calibration_batches",
+    "train_data",
+)
+_QAT_ONLY = ("qat_dir", "qat_lr")
+
+
+def _check_flags_apply() -> None:
+    """A flag given on the command line that this export would not read is an error (it used to
+    be ignored): the int8-only flags with another --quantize, the QAT ones with --qat_steps=0."""
+    given = [name for name in _INT8_ONLY if flags.FLAGS[name].present]
+    if _QUANTIZE.value != "int8" and given:
+        names = ", ".join(f"--{n}" for n in given)
+        raise ValueError(f"{names}: only read by --quantize=int8, got --quantize={_QUANTIZE.value}")
+    if _QAT_STEPS.value == 0:
+        unused = [f"--{n}" for n in _QAT_ONLY if flags.FLAGS[n].present]
+        if unused:
+            raise ValueError(f"{', '.join(unused)}: only read by QAT, and --qat_steps=0")
+
+
 def main(argv):
     del argv
     import tensorflow as tf
@@ -116,6 +142,7 @@ def main(argv):
     try:
         if not _MODEL.value or not _OUT.value:
             raise ValueError("--model and --out are required")
+        _check_flags_apply()
         if _REPORT.value:
             try:
                 check_output_path(_REPORT.value)

@@ -193,12 +193,18 @@ def test_script_reports_one_line_and_fails(tmp_path):
         ("--report=/no/such/dir/r.json", "--report: output folder '/no/such/dir' does not exist"),
         ("--report=OUT", "would overwrite --out or --model"),  # used to replace the .tflite
         ("--calibration_batches=-1", "flag --calibration_batches=-1: -1 is not a positive integer"),
+        # Flags this export would not read (they used to be ignored without a word).
+        (
+            "--quantize=float16 --qat_lr=1e-4 --noreconstruct",
+            "--qat_lr, --reconstruct: only read by --quantize=int8, got --quantize=float16",
+        ),
+        ("--qat_steps=0 --qat_dir=QAT", "--qat_dir: only read by QAT, and --qat_steps=0"),
     ],
 )
 def test_script_checks_flags_before_the_export(tmp_path, flag, message):
     out = f"{tmp_path}/m.tflite"
-    flag = flag.replace("OUT", out)
-    result = run_python("export.py", "--model=sesr_m5_relu_x2", f"--out={out}", flag)
+    flags = flag.replace("OUT", out).replace("QAT", f"{tmp_path}/qat").split()
+    result = run_python("export.py", "--model=sesr_m5_relu_x2", f"--out={out}", *flags)
     assert result.returncode != 0 and message in result.stderr
     assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "m.tflite")
