@@ -11,7 +11,9 @@ LR patches of 50 pixels unless --patch_size is given) and validate at x2, x3 and
 
 Rerunning with the same --out_dir resumes (model, optimizer, step and data order); flags not
 given keep the run's own values (data, steps, schedule, ...), and --init_from is not used. SIGINT
-or SIGTERM writes a checkpoint and stops; a second Ctrl-C stops at once.
+or SIGTERM writes a checkpoint and stops (exit code 1); a second Ctrl-C, or one while a finished
+run writes its model and final evaluation, stops at once (exit code 130; rerunning goes on from
+the last checkpoint).
 """
 
 import os

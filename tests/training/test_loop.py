@@ -130,6 +130,19 @@ def test_out_dir_that_is_a_file_is_one_line(tmp_path, capsys):
     assert "error: [Errno 17] File exists" in capsys.readouterr().out
 
 
+def test_run_from_config_reports_an_interrupt_in_one_line(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C that reaches the script (a second one, or one during the final evaluation, after
+    the loop's signal handling has ended) is a message and exit code 130, not a traceback."""
+    import tfsr.training as training
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    assert training.run_from_config(_config(tmp_path, steps=1)) == 130
+    assert "keeps its last checkpoint; rerun the same command" in capsys.readouterr().out
+
+
 def test_missing_val_data_is_found_before_training(tmp_path):
     # It used to fail at the first validation, or after the whole run with --val_every=0.
     with pytest.raises(FileNotFoundError, match="--val_data=/no/such/set does not exist"):

@@ -25,13 +25,21 @@ def run_from_config(config: TrainConfig) -> int:
     """Runs :func:`train` for a script: prints a summary; user errors become one line.
 
     Returns:
-        A process exit code: 0 done, 1 stopped by a signal (checkpoint written), 2 bad input.
+        A process exit code: 0 done, 1 stopped by a signal (checkpoint written), 2 bad input,
+        130 interrupted at once (a second Ctrl-C, or Ctrl-C while the finished run writes its
+        model and final evaluation): the last checkpoint is intact and a rerun goes on from it.
     """
     try:
         result = train(config)
     except user_errors() as e:
         print(f"error: {e}")
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: {config.out_dir} keeps its last checkpoint; rerun the same command "
+            "to go on (a finished run then writes its model and final evaluation)."
+        )
+        return 130
     if not result.completed:
         return 1
     m = result.metrics
