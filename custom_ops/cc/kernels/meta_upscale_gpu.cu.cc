@@ -714,15 +714,17 @@ void LaunchGradWeightsTiled(const Geometry& g, const GradWPlan& plan, const T* g
 }
 
 template <typename T>
-int LaunchGrad(const Geometry& g, bool deterministic, const T* grad_out, const T* x, const T* w,
-               T* grad_x, T* grad_w, void* workspace, cudaStream_t stream) {
+int LaunchGrad(const Geometry& g, bool deterministic, int parts, const T* grad_out, const T* x,
+               const T* w, T* grad_x, T* grad_w, void* workspace, cudaStream_t stream) {
   using A = Acc<T>;
   const int64_t in_total = g.batch * g.in_h * g.in_w * g.in_c;
   const int64_t table =
       g.rows.weight_period * g.cols.weight_period * g.kernel * g.kernel * g.in_c * g.out_c;
-  if (in_total > 0) {
+  if ((parts & ~kTfsrGradBoth) != 0) return static_cast<int>(cudaErrorInvalidValue);
+  if ((parts & kTfsrGradInput) && in_total > 0) {
     GradInputKernel<T><<<Blocks1D(in_total), kThreads1D, 0, stream>>>(g, grad_out, w, grad_x);
   }
+  if (!(parts & kTfsrGradWeights)) return static_cast<int>(cudaGetLastError());
   const GradWPlan plan = PlanGradW(g, sizeof(A), sizeof(T), deterministic);
   A* ws = static_cast<A*>(workspace);
   if (!plan.tiled) {
@@ -814,12 +816,21 @@ size_t TfsrMetaUpscaleGradWorkspaceBytes(const TfsrMetaUpscaleGeometry* g, int d
 int TfsrMetaUpscaleGradGpu(const TfsrMetaUpscaleGeometry* g, int dtype, int deterministic,
                            const void* grad_output, const void* x, const void* weights,
                            void* grad_x, void* grad_weights, void* workspace, void* stream) {
+  return TfsrMetaUpscaleGradPartsGpu(g, dtype, deterministic, kTfsrGradBoth, grad_output, x,
+                                     weights, grad_x, grad_weights, workspace, stream);
+}
+
+int TfsrMetaUpscaleGradPartsGpu(const TfsrMetaUpscaleGeometry* g, int dtype, int deterministic,
+                                int parts, const void* grad_output, const void* x,
+                                const void* weights, void* grad_x, void* grad_weights,
+                                void* workspace, void* stream) {
   return tfsr::gpu::Dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
-    return tfsr::gpu::LaunchGrad<T>(*g, deterministic != 0, static_cast<const T*>(grad_output),
-                                    static_cast<const T*>(x), static_cast<const T*>(weights),
-                                    static_cast<T*>(grad_x), static_cast<T*>(grad_weights),
-                                    workspace, static_cast<cudaStream_t>(stream));
+    return tfsr::gpu::LaunchGrad<T>(*g, deterministic != 0, parts,
+                                    static_cast<const T*>(grad_output), static_cast<const T*>(x),
+                                    static_cast<const T*>(weights), static_cast<T*>(grad_x),
+                                    static_cast<T*>(grad_weights), workspace,
+                                    static_cast<cudaStream_t>(stream));
   });
 }
 

@@ -55,6 +55,14 @@ int TfsrMetaUpscaleGradGpu(const TfsrMetaUpscaleGeometry* g, int dtype, int dete
                            const void* grad_output, const void* x, const void* weights,
                            void* grad_x, void* grad_weights, void* workspace, void* stream);
 
+// One or both halves of TfsrMetaUpscaleGradGpu (`parts`: a TfsrGradPart mask), to time them
+// apart; the buffer of a half not asked for is not touched.
+enum TfsrGradPart { kTfsrGradInput = 1, kTfsrGradWeights = 2, kTfsrGradBoth = 3 };
+int TfsrMetaUpscaleGradPartsGpu(const TfsrMetaUpscaleGeometry* g, int dtype, int deterministic,
+                                int parts, const void* grad_output, const void* x,
+                                const void* weights, void* grad_x, void* grad_weights,
+                                void* workspace, void* stream);
+
 // cudaGetErrorString of a code returned above.
 const char* TfsrMetaUpscaleErrorString(int code);
 
