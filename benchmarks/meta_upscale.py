@@ -232,6 +232,72 @@ def _find(rows, method, mode, **where):
 
 
 PARTIAL = os.path.join(RESULTS_DIR, "meta_upscale.partial.jsonl")
+SVG_PATH = os.path.normpath(
+    os.path.join(RESULTS_DIR, "..", "..", "docs", "meta_upscale_memory.svg")
+)
+CURVE = {"mode": "fwd_bwd", "scale": 2.5, "batch": 1, "c_out": 3}  # the memory curve's case
+
+
+def memory_curve(rows) -> dict[str, list[tuple[int, float]]]:
+    """Peak MB against output pixels for the CURVE case: ours, the baseline, and the tensors
+    every method must hold (io_mb), each as a list of (pixels, MB) in output order."""
+    series = {"ours": [], "im2col per-pixel (published)": [], "inputs, outputs, gradients": []}
+    for r in rows:
+        if any(r[k] != v for k, v in CURVE.items()) or "peak_mb" not in r:
+            continue
+        h, w = (int(v) for v in r["out"].split("x"))
+        name = "ours" if r["method"] == "ours" else "im2col per-pixel (published)"
+        series[name].append((h * w, r["peak_mb"]))
+        if r["method"] == "ours":
+            series["inputs, outputs, gradients"].append((h * w, r["io_mb"]))
+    return {k: sorted(v) for k, v in series.items() if v}
+
+
+def memory_svg(series: dict[str, list[tuple[int, float]]], title: str) -> str:
+    """A log-log line chart (plain SVG) of the memory curve."""
+    width, height, left, bottom, top, right = 640, 400, 70, 50, 30, 20
+    xs = [x for pts in series.values() for x, _ in pts]
+    ys = [y for pts in series.values() for _, y in pts]
+    x_lo, x_hi = math.log10(min(xs)), math.log10(max(xs))
+    y_lo, y_hi = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
+
+    def px(x, y):
+        u = left + (math.log10(x) - x_lo) / max(x_hi - x_lo, 1e-9) * (width - left - right)
+        v = top + (y_hi - math.log10(y)) / max(y_hi - y_lo, 1e-9) * (height - top - bottom)
+        return u, v
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="{width / 2}" y="18" text-anchor="middle">{title}</text>',
+    ]
+    for e in range(y_lo, y_hi + 1):
+        _, v = px(10**x_lo, 10.0**e)
+        parts.append(
+            f'<line x1="{left}" y1="{v:.1f}" x2="{width - right}" y2="{v:.1f}" stroke="#ddd"/>'
+            f'<text x="{left - 8}" y="{v + 4:.1f}" text-anchor="end">{10.0**e:g} MB</text>'
+        )
+    for x in sorted(set(xs)):
+        u, _ = px(x, 10.0**y_lo)
+        label = {h * w: f"{h}x{w}" for h, w in OUTPUTS}.get(x, str(x))
+        parts.append(
+            f'<text x="{u:.1f}" y="{height - bottom + 18}" text-anchor="middle">{label}</text>'
+        )
+    colours = ("#1f77b4", "#ff7f0e", "#777777")
+    for i, (name, pts) in enumerate(series.items()):
+        points = " ".join("{:.1f},{:.1f}".format(*px(x, y)) for x, y in pts)
+        dash = ' stroke-dasharray="4 3"' if i == 2 else ""
+        parts += [
+            f'<polyline fill="none" stroke="{colours[i]}" stroke-width="2"{dash} '
+            f'points="{points}"/>',
+            f'<text x="{left + 10}" y="{top + 16 + 16 * i}" fill="{colours[i]}">{name}</text>',
+        ]
+    parts += [
+        f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">output size</text>',
+        "</svg>",
+    ]
+    return "\n".join(parts) + "\n"
 
 
 def _config_key(mode, out, scale, batch, c_out) -> str:
@@ -258,7 +324,16 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--restart", action="store_true", help="full grid: discard the configurations kept so far"
     )
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help=f"only redraw {os.path.relpath(SVG_PATH)} from the stored results",
+    )
     args = parser.parse_args(argv)
+    if args.plot:
+        with open(os.path.join(RESULTS_DIR, "meta_upscale.json")) as f:
+            write_memory_svg(json.load(f)["rows"])
+        return
     if args.restart and os.path.exists(PARTIAL):
         os.remove(PARTIAL)
     done = {} if args.quick else _load_partial()
@@ -322,8 +397,18 @@ def main(argv=None) -> None:
     }
     print({k: summary[k] for k in ("speedup_540p", "memory_ratio_540p", "ours_peak_mb_2160p")})
     write_results("meta_upscale", summary, rows)
-    if not args.quick and os.path.exists(PARTIAL):
-        os.remove(PARTIAL)
+    if not args.quick:
+        write_memory_svg(rows)
+        if os.path.exists(PARTIAL):
+            os.remove(PARTIAL)
+
+
+def write_memory_svg(rows) -> None:
+    case = ", ".join(f"{k} {v}" for k, v in CURVE.items())
+    title = f"Meta-upscale peak memory on CPU ({case}, C_in {C_IN}, k {K})"
+    with open(SVG_PATH, "w") as f:
+        f.write(memory_svg(memory_curve(rows), title))
+    print(f"wrote {SVG_PATH}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ def test_full_grid_goes_on_from_the_configurations_it_finished(tmp_path, monkeyp
 
     monkeypatch.setattr(meta_upscale, "run_config", fake_run_config)
     monkeypatch.setattr(meta_upscale, "write_results", lambda name, s, rows: written.append(rows))
+    monkeypatch.setattr(meta_upscale, "write_memory_svg", lambda rows: None)
 
     with pytest.raises(KeyboardInterrupt):
         meta_upscale.main([])
@@ -38,3 +39,22 @@ def test_full_grid_goes_on_from_the_configurations_it_finished(tmp_path, monkeyp
         ("fwd_bwd", 2.5),
     ]
     assert not (tmp_path / "partial.jsonl").exists()  # removed once the JSON is written
+
+
+def test_memory_curve_takes_the_curve_case_of_each_method():
+    base = {"mode": "fwd_bwd", "scale": 2.5, "batch": 1, "c_out": 3}
+    rows = [
+        {**base, "method": "ours", "out": "540x960", "peak_mb": 51.0, "io_mb": 40.0},
+        {**base, "method": "ours", "out": "135x240", "peak_mb": 11.0, "io_mb": 3.0},
+        {**base, "method": "im2col_per_pixel", "out": "135x240", "peak_mb": 975.0, "io_mb": 3.0},
+        {**base, "method": "ours", "out": "135x240", "batch": 16, "peak_mb": 99.0, "io_mb": 9.0},
+        {**base, "method": "im2col_per_pixel", "out": "540x960", "error": "skipped", "io_mb": 40.0},
+    ]
+    curve = meta_upscale.memory_curve(rows)
+    assert curve == {
+        "ours": [(135 * 240, 11.0), (540 * 960, 51.0)],
+        "im2col per-pixel (published)": [(135 * 240, 975.0)],
+        "inputs, outputs, gradients": [(135 * 240, 3.0), (540 * 960, 40.0)],
+    }
+    svg = meta_upscale.memory_svg(curve, "title")
+    assert svg.startswith("<svg") and svg.count("<polyline") == 3 and "540x960" in svg
