@@ -97,6 +97,22 @@ def test_inference_errors_are_clear(net, tables):
         transfer(net, interval=2)
 
 
+@pytest.mark.parametrize("pure_tf", [False, True])
+def test_min_side_is_the_reach_of_the_stages(monkeypatch, pure_tf):
+    """The compiled op's rule: S reaches 1 pixel, D and Y 2, an RC window of side w w // 2. An
+    S-only net takes a 1-pixel-high image (min_side used to say 2 for every net)."""
+    if pure_tf:
+        monkeypatch.setenv("TFSR_PURE_TF", "1")
+    rng = np.random.default_rng(0)
+    for patterns, rc, side in (("S", False, 1), ("SDY", False, 2), ("SDY", True, 3)):
+        model = LutModel([{"patterns": patterns, "scale": 2, "rc": rc}])
+        for v in [*model.luts, *(r for r in model.rcs if r is not None)]:
+            v.assign(rng.uniform(-100, 100, v.shape).astype(np.float32))
+        assert model.min_side == side
+        y = model.upscale(rng.uniform(0, 1, (1, side, side + 3, 1)).astype(np.float32))
+        assert y.shape == (1, 2 * side, 2 * side + 6, 1)
+
+
 def test_file_round_trip(tables, lut_path):
     loaded = load_lut_file(lut_path)
     assert loaded.stages == tables.stages and loaded.interval == 16 and loaded.scale == 2

@@ -8,9 +8,10 @@ import tf_keras as keras
 
 from tfsr.lut.lut_file import LutTables, load_lut_file
 from tfsr.lut.lut_stage import lut_stage, table_unit
-from tfsr.lut.networks import normalize_stages, total_scale
+from tfsr.lut.networks import normalize_stages, stage_slots, total_scale
 from tfsr.lut.patterns import (
     RC_WINDOWS,
+    pattern_extent,
     quantize_levels,
     round_unit_values,
     run_stages,
@@ -100,13 +101,8 @@ class LutModel(keras.Model):
                 tables.rcs[f"rc_{name}"] = self.rcs[i].numpy().astype(np.float32)
         return tables
 
-    def _slots(self, s: int) -> range:
-        """Indices of stage ``s``'s tables in ``luts`` / ``rcs`` / ``names``."""
-        start = sum(len(st["patterns"]) for st in self.stages[:s])
-        return range(start, start + len(self.stages[s]["patterns"]))
-
     def _train_unit(self, s, p, levels):
-        i = self._slots(s)[p]
+        i = stage_slots(self.stages, s)[p]
         pattern = self.stages[s]["patterns"][p]
         # The loss sees the int8 values that will be saved (straight-through rounding): a
         # change below half a level would otherwise be trained and then rounded away.
@@ -119,7 +115,7 @@ class LutModel(keras.Model):
             return run_stages(levels, self.stages, self._train_unit)
         x = tf.cast(levels, tf.uint8)
         for s, stage in enumerate(self.stages):
-            slots = self._slots(s)
+            slots = stage_slots(self.stages, s)
             luts = [_int8(self.luts[i]) for i in slots]
             rcs = [self.rcs[i] for i in slots] if stage["rc"] else []
             x = lut_stage(x, luts, rcs, stage, self.interval, last=s + 1 == len(self.stages))
@@ -127,10 +123,12 @@ class LutModel(keras.Model):
 
     @property
     def min_side(self) -> int:
-        """The smallest image side the stages take: the patterns reach 2 pixels, an RC window
-        of side w needs w // 2 (symmetric padding)."""
-        reach = [RC_WINDOWS[p] // 2 for st in self.stages if st["rc"] for p in st["patterns"]]
-        return max([2, *reach])
+        """The smallest image side the stages take (symmetric padding): how far the patterns
+        reach (S: 1 pixel, D and Y: 2), and w // 2 for an RC window of side w; the rule of the
+        compiled ``Tfsr>LutStage`` op."""
+        reach = [pattern_extent(p) for st in self.stages for p in st["patterns"]]
+        reach += [RC_WINDOWS[p] // 2 for st in self.stages if st["rc"] for p in st["patterns"]]
+        return max([1, *reach])
 
     def upscale(self, images) -> tf.Tensor:
         """Inference on (N, H, W, 1) float32 in [0, 1], one compiled graph for any size.

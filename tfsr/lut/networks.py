@@ -61,6 +61,12 @@ def total_scale(stages) -> int:
     return scale
 
 
+def stage_slots(stages, s: int) -> range:
+    """Indices of stage ``s``'s units (one per pattern, in order) in a flat per-unit list."""
+    start = sum(len(st["patterns"]) for st in stages[:s])
+    return range(start, start + len(stages[s]["patterns"]))
+
+
 @keras.saving.register_keras_serializable(package="tfsr")
 class LutNet(keras.Model):
     """A multi-stage network of 4-pixel units that transfers to look-up tables.
@@ -123,7 +129,7 @@ class LutNet(keras.Model):
 
     def slot(self, stage: int, pattern: int) -> int:
         """Index of (stage, pattern number) in ``units`` / ``rc_modules``."""
-        return sum(len(st["patterns"]) for st in self.stages[:stage]) + pattern
+        return stage_slots(self.stages, stage)[pattern]
 
     def _unit(self, s, p, levels):
         i = self.slot(s, p)
