@@ -131,6 +131,19 @@ def test_out_of_range_index_is_an_error(lib):
         lib.tfsr_lut_interp4d(np.array([[0, -1, 0, 0]], np.int32), lut)
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.float32])
+def test_twin_checks_the_index_range_like_the_op(dtype):
+    # It used to gather out-of-range rows (an error on CPU, zeros or wrong rows on a GPU).
+    lut = np.zeros((17**4, 1), np.int8)
+    for bad, got in (([0, 256, 0, 0], "256"), ([0, 0, -1, 3], "-1")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=f"\\[0, 255\\], got {got}$"):
+            lut_interp_4d_twin(np.array([bad], dtype), lut)
+    graph = tf.function(lambda i: lut_interp_4d_twin(i, lut))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="8-bit levels"):
+        graph(tf.constant([[300, 0, 0, 0]], dtype))
+    assert graph(tf.constant([[255, 0, 17, 1]], dtype)).shape == (1, 1)
+
+
 def test_bad_arguments():
     lut = np.zeros((17**4, 1), np.int8)
     with pytest.raises(ValueError, match=r"lut must have shape \(83521, C\)"):

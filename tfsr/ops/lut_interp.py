@@ -67,19 +67,35 @@ def _check(index, lut, interval: int):
     return index, lut, side
 
 
+def _check_levels(index: tf.Tensor):
+    """Every index value must be an 8-bit level (the compiled op's message): raises at once in
+    eager mode, and returns the assertion to depend on in a graph."""
+    low, high = tf.reduce_min(index), tf.reduce_max(index)
+    bad = tf.where(low < 0, low, high)
+    message = "index values must be 8-bit levels in [0, 255], got"
+    if tf.executing_eagerly():
+        if not (int(low) >= 0 and int(high) <= 255):
+            raise tf.errors.InvalidArgumentError(None, None, f"{message} {int(bad)}")
+        return tf.no_op()
+    return tf.debugging.Assert(tf.logical_and(low >= 0, high <= 255), [message, bad])
+
+
 def lut_interp_4d_twin(index, lut, interval: int = 16) -> tf.Tensor:
     """Pure-TF 4-simplex interpolation; same contract as :func:`lut_interp_4d`.
 
     ``index`` may also be float32 holding integer levels: the result is the same, and it is then
     differentiable with respect to ``index`` too (through the weights, as in MuLUT's LUT
-    fine-tuning); always differentiable with respect to a float32 ``lut``. Out-of-range index
-    values are not checked here (the gathers fail or read wrong rows).
+    fine-tuning); always differentiable with respect to a float32 ``lut``. An index value outside
+    [0, 255] is an InvalidArgumentError, as in the compiled op (the gathers would otherwise fail
+    or, on a GPU, read zeros or wrong rows).
     """
     index, lut, side = _check(index, lut, interval)
     shift = interval.bit_length() - 1
     float_index = index if index.dtype == tf.float32 else None
     if float_index is not None:
         index = tf.cast(tf.stop_gradient(float_index), tf.int32)
+    with tf.control_dependencies([_check_levels(index)]):
+        index = tf.identity(index)
     msb = tf.bitwise.right_shift(index, shift)  # (..., 4)
     lsb = tf.bitwise.bitwise_and(index, interval - 1)
     strides = tf.constant([side**3, side**2, side, 1], tf.int32)
