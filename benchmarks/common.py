@@ -143,11 +143,15 @@ def run_isolated(target: str, timeout_s: float = 1800, **kwargs) -> dict:
 
 
 def machine_info() -> dict:
-    import tensorflow as tf
+    try:
+        import tensorflow as tf
 
+        tf_version = tf.__version__
+    except ImportError:  # the GPU machine of benchmarks.meta_upscale_gpu has no TensorFlow
+        tf_version = None
     return {
         "python": sys.version.split()[0],
-        "tensorflow": tf.__version__,
+        "tensorflow": tf_version,
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

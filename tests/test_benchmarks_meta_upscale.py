@@ -58,3 +58,20 @@ def test_memory_curve_takes_the_curve_case_of_each_method():
     }
     svg = meta_upscale.memory_svg(curve, "title")
     assert svg.startswith("<svg") and svg.count("<polyline") == 3 and "540x960" in svg
+
+
+def test_gpu_benchmark_summary():
+    """benchmarks.meta_upscale_gpu runs on the GPU machine (no TensorFlow); its summary here."""
+    from benchmarks import meta_upscale_gpu
+
+    row = {"dtype": "float32", "c_out": 3, "batch": 1, "out": "1080x1920"}
+    rows = [
+        {**row, "scale": 2.0, "torch_speedup": 20.0, "fwd_peak_fraction": 0.07},
+        {**row, "scale": 3.7, "torch_speedup": 19.0, "fwd_peak_fraction": 0.06},
+        {**row, "batch": 16, "scale": 2.0, "torch_speedup": 7.5},
+        {**row, "out": "2160x3840", "scale": 3.7, "torch_fwd_ms": "OOM"},
+    ]
+    summary = meta_upscale_gpu.summarize(rows)
+    assert summary["min_torch_speedup_fwd"] == 7.5
+    assert summary["speedup_1080p_by_scale"] == {"2.0": 20.0, "3.7": 19.0}
+    assert summary["fwd_peak_fraction_1080p"] == {"2.0": 0.07, "3.7": 0.06}
