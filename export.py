@@ -109,16 +109,25 @@ _QAT_ONLY = ("qat_dir", "qat_lr")
 
 
 def _check_flags_apply() -> None:
-    """A flag given on the command line that this export would not read is an error (it used to
-    be ignored): the int8-only flags with another --quantize, the QAT ones with --qat_steps=0."""
-    given = [name for name in _INT8_ONLY if flags.FLAGS[name].present]
+    """Flags given on the command line that this export would not read are an error (they used
+    to be ignored): the int8-only flags with another --quantize, the QAT ones without QAT. The
+    SESR-only int8 flags are not checked against the model's family (the library knows it)."""
+    from tfsr.quantization.export import DEFAULT_QAT_STEPS
+
+    given = [
+        name
+        for name in _INT8_ONLY
+        if flags.FLAGS[name].present and not (name == "qat_steps" and _QAT_STEPS.value == 0)
+    ]
     if _QUANTIZE.value != "int8" and given:
         names = ", ".join(f"--{n}" for n in given)
         raise ValueError(f"{names}: only read by --quantize=int8, got --quantize={_QUANTIZE.value}")
-    if _QAT_STEPS.value == 0:
-        unused = [f"--{n}" for n in _QAT_ONLY if flags.FLAGS[n].present]
-        if unused:
-            raise ValueError(f"{', '.join(unused)}: only read by QAT, and --qat_steps=0")
+    steps = DEFAULT_QAT_STEPS if _QAT_STEPS.value is None else _QAT_STEPS.value
+    unused = [f"--{n}" for n in _QAT_ONLY if flags.FLAGS[n].present]
+    if steps == 0 and unused:
+        raise ValueError(
+            f"{', '.join(unused)}: only read by QAT, and --qat_steps={steps} (give --qat_steps=N)"
+        )
 
 
 def main(argv):

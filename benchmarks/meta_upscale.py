@@ -50,6 +50,7 @@ from benchmarks.common import (  # noqa: E402
     time_interleaved,
     write_results,
 )
+from tfsr.atomic_file import atomic_output  # noqa: E402
 
 C_IN, K = 64, 3
 OUTPUTS = ((135, 240), (270, 480), (540, 960), (1080, 1920), (2160, 3840))
@@ -243,7 +244,7 @@ def memory_curve(rows) -> dict[str, list[tuple[int, float]]]:
     every method must hold (io_mb), each as a list of (pixels, MB) in output order."""
     series = {"ours": [], "im2col per-pixel (published)": [], "inputs, outputs, gradients": []}
     for r in rows:
-        if any(r[k] != v for k, v in CURVE.items()) or "peak_mb" not in r:
+        if any(r[k] != v for k, v in CURVE.items()) or not r.get("peak_mb", 0) > 0:
             continue
         h, w = (int(v) for v in r["out"].split("x"))
         name = "ours" if r["method"] == "ours" else "im2col per-pixel (published)"
@@ -314,8 +315,18 @@ def _load_partial() -> dict[str, list[dict]]:
                     entry = json.loads(line)
                 except json.JSONDecodeError:  # a line cut short by the interruption
                     continue
-                done[entry["config"]] = entry["rows"]
+                if not any(_fits_now(row) for row in entry["rows"]):
+                    done[entry["config"]] = entry["rows"]
     return done
+
+
+def _fits_now(row: dict) -> bool:
+    """A row skipped for want of memory that would fit now (memory depends on the moment)."""
+    if not row.get("error", "").startswith("skipped:"):
+        return False
+    out_h, out_w = (int(v) for v in row["out"].split("x"))
+    shape = (out_h, out_w, row["scale"], row["batch"], row["c_out"])
+    return estimated_bytes(row["method"], *shape) <= 0.8 * available_bytes()
 
 
 def main(argv=None) -> None:
@@ -334,7 +345,7 @@ def main(argv=None) -> None:
         with open(os.path.join(RESULTS_DIR, "meta_upscale.json")) as f:
             write_memory_svg(json.load(f)["rows"])
         return
-    if args.restart and os.path.exists(PARTIAL):
+    if args.restart and not args.quick and os.path.exists(PARTIAL):
         os.remove(PARTIAL)
     done = {} if args.quick else _load_partial()
     if done:
@@ -406,8 +417,9 @@ def main(argv=None) -> None:
 def write_memory_svg(rows) -> None:
     case = ", ".join(f"{k} {v}" for k, v in CURVE.items())
     title = f"Meta-upscale peak memory on CPU ({case}, C_in {C_IN}, k {K})"
-    with open(SVG_PATH, "w") as f:
-        f.write(memory_svg(memory_curve(rows), title))
+    svg = memory_svg(memory_curve(rows), title)  # before the file is opened: no empty file
+    with atomic_output(SVG_PATH) as tmp, open(tmp, "w") as f:
+        f.write(svg)
     print(f"wrote {SVG_PATH}")
 
 

@@ -1,5 +1,7 @@
 """The full meta-upscale CPU grid (hours) goes on after an interruption instead of starting over."""
 
+import json
+
 import pytest
 
 from benchmarks import meta_upscale
@@ -75,3 +77,30 @@ def test_gpu_benchmark_summary():
     assert summary["min_torch_speedup_fwd"] == 7.5
     assert summary["speedup_1080p_by_scale"] == {"2.0": 20.0, "3.7": 19.0}
     assert summary["fwd_peak_fraction_1080p"] == {"2.0": 0.07, "3.7": 0.06}
+
+
+def test_resume_redoes_a_configuration_skipped_for_memory_that_fits_now(tmp_path, monkeypatch):
+    partial = tmp_path / "partial.jsonl"
+    monkeypatch.setattr(meta_upscale, "PARTIAL", str(partial))
+    shape = {"out": "8x8", "scale": 2.0, "batch": 1, "c_out": 3, "mode": "fwd"}
+    skipped = {
+        **shape,
+        "method": "im2col_per_pixel",
+        "error": "skipped: needs ~9 GB, 1 GB available",
+    }
+    measured = {**shape, "method": "ours", "ms": 1.0, "peak_mb": 1.0}
+    lines = [
+        {"config": "fwd 8x8 x2 N1 Co3", "rows": [measured, skipped]},  # fits now: redone
+        {"config": "fwd 8x8 x2.5 N1 Co3", "rows": [{**measured, "scale": 2.5}]},
+    ]
+    partial.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"config": "cut')
+    assert list(meta_upscale._load_partial()) == ["fwd 8x8 x2.5 N1 Co3"]
+
+
+def test_memory_svg_failure_leaves_the_file_alone(tmp_path, monkeypatch):
+    svg = tmp_path / "curve.svg"
+    svg.write_text("<svg>old</svg>")
+    monkeypatch.setattr(meta_upscale, "SVG_PATH", str(svg))
+    with pytest.raises(ValueError):
+        meta_upscale.write_memory_svg([])  # no rows of the curve's case: nothing to draw
+    assert svg.read_text() == "<svg>old</svg>"  # it used to be left empty

@@ -199,6 +199,7 @@ def test_script_reports_one_line_and_fails(tmp_path):
             "--qat_lr, --reconstruct: only read by --quantize=int8, got --quantize=float16",
         ),
         ("--qat_steps=0 --qat_dir=QAT", "--qat_dir: only read by QAT, and --qat_steps=0"),
+        ("--qat_lr=1e-4", "--qat_lr: only read by QAT, and --qat_steps=0 (give --qat_steps=N)"),
     ],
 )
 def test_script_checks_flags_before_the_export(tmp_path, flag, message):

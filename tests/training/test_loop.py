@@ -138,8 +138,13 @@ def test_run_from_config_reports_an_interrupt_in_one_line(tmp_path, monkeypatch,
     def interrupted(config):
         raise KeyboardInterrupt
 
+    config = _config(tmp_path, steps=1)
+    real_train = training.train
     monkeypatch.setattr(training, "train", interrupted)
-    assert training.run_from_config(_config(tmp_path, steps=1)) == 130
+    assert training.run_from_config(config) == 130
+    assert "before the first checkpoint: a rerun starts the run afresh" in capsys.readouterr().out
+    real_train(config, progress=False)  # now the run has a checkpoint
+    assert training.run_from_config(config) == 130
     assert "keeps its last checkpoint; rerun the same command" in capsys.readouterr().out
 
 

@@ -94,8 +94,8 @@ def lut_stage(
     """One stage of a LUT model on an 8-bit image.
 
     Args:
-        image: (N, H, W, 1) uint8 levels (H, W at least the patterns' and RC windows' reach: 2,
-            or 3 with a 7x7 RC window).
+        image: (N, H, W, 1) uint8 levels (H, W at least the patterns' and RC windows' reach:
+            1 for S alone, 2 with D or Y or a 5x5 RC window, 3 with a 7x7 one).
         luts: the stage's int8 tables, one (L**4, scale**2) per pattern, in pattern order.
         rcs: the stage's RC tables, one (window**2, 256) float32 per pattern; empty without RC.
         stage: ``{"scale", "patterns", "rc"}`` (see :class:`tfsr.lut.LutNet`).

@@ -87,7 +87,8 @@ def lut_interp_4d_twin(index, lut, interval: int = 16) -> tf.Tensor:
     differentiable with respect to ``index`` too (through the weights, as in MuLUT's LUT
     fine-tuning); always differentiable with respect to a float32 ``lut``. An index value outside
     [0, 255] is an InvalidArgumentError, as in the compiled op (the gathers would otherwise fail
-    or, on a GPU, read zeros or wrong rows).
+    or, on a GPU, read zeros or wrong rows), except under XLA (``jit_compile``), which drops the
+    assertion; nothing in tfsr runs the twin under XLA.
     """
     index, lut, side = _check(index, lut, interval)
     shift = interval.bit_length() - 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 from tfsr.training.config import ConfigMismatchError, TrainConfig  # noqa: F401
-from tfsr.training.loop import Trainer, TrainResult, train  # noqa: F401
+from tfsr.training.loop import CHECKPOINT_DIR, Trainer, TrainResult, train  # noqa: F401
 
 
 def user_errors() -> tuple[type[Exception], ...]:
@@ -35,10 +37,15 @@ def run_from_config(config: TrainConfig) -> int:
         print(f"error: {e}")
         return 2
     except KeyboardInterrupt:
-        print(
-            f"\ninterrupted: {config.out_dir} keeps its last checkpoint; rerun the same command "
-            "to go on (a finished run then writes its model and final evaluation)."
-        )
+        import tensorflow as tf
+
+        if tf.train.latest_checkpoint(os.path.join(config.out_dir, CHECKPOINT_DIR)) is None:
+            print("\ninterrupted before the first checkpoint: a rerun starts the run afresh.")
+        else:
+            print(
+                f"\ninterrupted: {config.out_dir} keeps its last checkpoint; rerun the same "
+                "command to go on (a finished run then writes its model and final evaluation)."
+            )
         return 130
     if not result.completed:
         return 1

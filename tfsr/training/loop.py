@@ -29,6 +29,7 @@ from tfsr.training.signals import StopRequest
 log = logging.getLogger("tfsr.training")
 
 RESULTS_FILENAME = "results.json"
+CHECKPOINT_DIR = "checkpoints"  # in a run folder
 
 
 @dataclass
@@ -137,7 +138,7 @@ class Trainer:
         self.spec = get_model_spec(config.model)
         # Every worker restores the chief's checkpoints; the others write theirs (all workers
         # must save, the save reads distributed variables) to a folder deleted after each save.
-        self.ckpt_dir = os.path.join(config.out_dir, "checkpoints")
+        self.ckpt_dir = os.path.join(config.out_dir, CHECKPOINT_DIR)
         saved = load_saved_config(config.out_dir)
         # A run stopped before its first checkpoint left only its configuration: nothing to
         # resume, so any configuration may start afresh there.
