@@ -16,7 +16,8 @@ outputs 135x240, 540x960 (both methods) and 2160x3840 (ours).
 
 Metrics (``benchmarks.common``): ``ms``, the median of a ``tf.function`` call after warm-up, both
 methods of a configuration built in one process and timed in turn (``time_interleaved``), so
-that ``speedup`` compares them under the same load; ``peak_mb``, the peak resident memory of a
+that ``speedup`` compares them under the same load (``load_1m``: the machine's 1-minute load
+average after the timings); ``peak_mb``, the peak resident memory of a
 fresh process above its level once the inputs exist (one method per process).
 
 Summary keys (batch 1, C_in 64, C_out 3, scale 2.5, 540x960 output, forward + backward):
@@ -194,7 +195,9 @@ def run_config(mode, out, scale, batch, c_out, methods) -> list[dict]:
         if feasible
         else {}
     )
+    load = os.getloadavg()[0]  # the machine is shared: a high load inflates ms, less the ratio
     for row in rows:
+        row["load_1m"] = load
         if "error" in timing and row["method"] in feasible:
             row["error"] = timing["error"]
         elif row["method"] in timing:
