@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -183,3 +184,86 @@ def write_results(name: str, summary: dict, rows: Sequence[dict]) -> str:
         json.dump(payload, f, indent=2, sort_keys=False)
     print(f"wrote {path}")
     return path
+
+
+CHART_COLOURS = ("#1f77b4", "#ff7f0e", "#777777", "#2ca02c")
+
+
+def line_chart_svg(
+    series: dict[str, Sequence[tuple[float, float]]],
+    title: str,
+    *,
+    y_range: tuple[float, float],
+    y_ticks: Sequence[tuple[float, str]],
+    x_ticks: Sequence[tuple[float, str]],
+    x_label: str = "",
+    y_label: str = "",
+    log: bool = False,
+    legend: str = "left",
+    dashed: Sequence[str] = (),
+) -> str:
+    """A line chart as a plain SVG document (no plotting library on the benchmark machines).
+
+    Args:
+        series: name -> (x, y) points, drawn as one polyline each with its name in the legend.
+        title: text above the chart.
+        y_range: (low, high) of the y axis; the x axis spans the points' x values.
+        y_ticks, x_ticks: (value, label) pairs; y ticks also get a grid line.
+        x_label, y_label: axis titles.
+        log: log10 scales on both axes (values must be positive).
+        legend: "left" or "right": the legend's corner (top).
+        dashed: names of the series drawn dashed.
+
+    Raises:
+        ValueError: no points to draw.
+    """
+    xs = [x for pts in series.values() for x, _ in pts]
+    if not xs:
+        raise ValueError(f"nothing to draw for {title!r}: no points")
+    scale = math.log10 if log else float
+    width, height, left, bottom, top, right = 640, 400, 70, 50, 30, 20
+    x_lo, x_hi = scale(min(xs)), scale(max(xs))
+    y_lo, y_hi = scale(y_range[0]), scale(y_range[1])
+
+    def px(x, y):
+        u = left + (scale(x) - x_lo) / max(x_hi - x_lo, 1e-9) * (width - left - right)
+        v = top + (y_hi - scale(y)) / max(y_hi - y_lo, 1e-9) * (height - top - bottom)
+        return u, v
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="{width / 2}" y="18" text-anchor="middle">{title}</text>',
+    ]
+    for y, label in y_ticks:
+        _, v = px(min(xs), y)
+        parts.append(
+            f'<line x1="{left}" y1="{v:.1f}" x2="{width - right}" y2="{v:.1f}" stroke="#ddd"/>'
+            f'<text x="{left - 8}" y="{v + 4:.1f}" text-anchor="end">{label}</text>'
+        )
+    for x, label in x_ticks:
+        u, _ = px(x, y_range[0])
+        parts.append(
+            f'<text x="{u:.1f}" y="{height - bottom + 18}" text-anchor="middle">{label}</text>'
+        )
+    legend_x = left + 10 if legend == "left" else width - 150
+    for i, (name, pts) in enumerate(series.items()):
+        colour = CHART_COLOURS[i % len(CHART_COLOURS)]
+        points = " ".join("{:.1f},{:.1f}".format(*px(x, y)) for x, y in pts)
+        dash = ' stroke-dasharray="4 3"' if name in dashed else ""
+        parts += [
+            f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{points}"/>',
+            f'<text x="{legend_x}" y="{top + 16 + 16 * i}" fill="{colour}">{name}</text>',
+        ]
+    if x_label:
+        parts.append(
+            f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">{x_label}</text>'
+        )
+    if y_label:
+        parts.append(
+            f'<text x="14" y="{height / 2}" transform="rotate(-90 14 {height / 2})" '
+            f'text-anchor="middle">{y_label}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

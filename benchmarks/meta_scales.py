@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from benchmarks.common import machine_info, print_table, write_results
+from benchmarks.common import line_chart_svg, machine_info, print_table, write_results
 
 SCALES = tuple(round(1.0 + 0.1 * i, 1) for i in range(1, 31))
 SVG_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "meta_sesr_scales.svg")
@@ -44,46 +44,21 @@ def sweep(model: str, data: str, scales=SCALES) -> list[dict]:
 
 def svg(rows: list[dict], title: str) -> str:
     """A line chart of PSNR vs scale (model and bicubic) as an SVG document."""
-    width, height, left, bottom, top, right = 640, 400, 60, 50, 30, 20
-    xs = [r["scale"] for r in rows]
     ys = [r["model_psnr"] for r in rows] + [r["bicubic_psnr"] for r in rows]
     y_lo, y_hi = int(min(ys)) - 1, int(max(ys)) + 1
-    x_lo, x_hi = min(xs), max(xs)
-
-    def px(x, y):
-        u = left + (x - x_lo) / (x_hi - x_lo) * (width - left - right)
-        v = top + (y_hi - y) / (y_hi - y_lo) * (height - top - bottom)
-        return f"{u:.1f},{v:.1f}"
-
-    def line(key, colour):
-        points = " ".join(px(r["scale"], r[key]) for r in rows)
-        return f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>'
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        'font-family="sans-serif" font-size="12">',
-        '<rect width="100%" height="100%" fill="white"/>',
-        f'<text x="{width / 2}" y="18" text-anchor="middle">{title}</text>',
-    ]
-    for y in range(y_lo, y_hi + 1, 2):
-        a, b = px(x_lo, y).split(","), px(x_hi, y).split(",")
-        parts.append(
-            f'<line x1="{a[0]}" y1="{a[1]}" x2="{b[0]}" y2="{b[1]}" stroke="#ddd"/>'
-            f'<text x="{left - 8}" y="{float(a[1]) + 4:.1f}" text-anchor="end">{y}</text>'
-        )
-    for x in (1.5, 2.0, 2.5, 3.0, 3.5, 4.0):
-        u, v = px(x, y_lo).split(",")
-        parts.append(f'<text x="{u}" y="{float(v) + 18:.1f}" text-anchor="middle">x{x:g}</text>')
-    parts += [
-        line("model_psnr", "#1f77b4"),
-        line("bicubic_psnr", "#ff7f0e"),
-        f'<text x="{width - 150}" y="{top + 20}" fill="#1f77b4">model</text>',
-        f'<text x="{width - 150}" y="{top + 36}" fill="#ff7f0e">bicubic</text>',
-        f'<text x="14" y="{height / 2}" transform="rotate(-90 14 {height / 2})" '
-        'text-anchor="middle">PSNR (dB, Y)</text>',
-        "</svg>",
-    ]
-    return "\n".join(parts) + "\n"
+    series = {
+        name: [(r["scale"], r[key]) for r in rows]
+        for name, key in (("model", "model_psnr"), ("bicubic", "bicubic_psnr"))
+    }
+    return line_chart_svg(
+        series,
+        title,
+        y_range=(y_lo, y_hi),
+        y_ticks=[(y, str(y)) for y in range(y_lo, y_hi + 1, 2)],
+        x_ticks=[(x, f"x{x:g}") for x in (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)],
+        y_label="PSNR (dB, Y)",
+        legend="right",
+    )
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
+    line_chart_svg,
     mark_baseline,
     print_table,
     run_isolated,
@@ -258,50 +259,21 @@ def memory_curve(rows) -> dict[str, list[tuple[int, float]]]:
 
 
 def memory_svg(series: dict[str, list[tuple[int, float]]], title: str) -> str:
-    """A log-log line chart (plain SVG) of the memory curve."""
-    width, height, left, bottom, top, right = 640, 400, 70, 50, 30, 20
-    xs = [x for pts in series.values() for x, _ in pts]
-    ys = [y for pts in series.values() for _, y in pts]
-    x_lo, x_hi = math.log10(min(xs)), math.log10(max(xs))
-    y_lo, y_hi = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
-
-    def px(x, y):
-        u = left + (math.log10(x) - x_lo) / max(x_hi - x_lo, 1e-9) * (width - left - right)
-        v = top + (y_hi - math.log10(y)) / max(y_hi - y_lo, 1e-9) * (height - top - bottom)
-        return u, v
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        'font-family="sans-serif" font-size="12">',
-        '<rect width="100%" height="100%" fill="white"/>',
-        f'<text x="{width / 2}" y="18" text-anchor="middle">{title}</text>',
-    ]
-    for e in range(y_lo, y_hi + 1):
-        _, v = px(10**x_lo, 10.0**e)
-        parts.append(
-            f'<line x1="{left}" y1="{v:.1f}" x2="{width - right}" y2="{v:.1f}" stroke="#ddd"/>'
-            f'<text x="{left - 8}" y="{v + 4:.1f}" text-anchor="end">{10.0**e:g} MB</text>'
-        )
-    for x in sorted(set(xs)):
-        u, _ = px(x, 10.0**y_lo)
-        label = {h * w: f"{h}x{w}" for h, w in OUTPUTS}.get(x, str(x))
-        parts.append(
-            f'<text x="{u:.1f}" y="{height - bottom + 18}" text-anchor="middle">{label}</text>'
-        )
-    colours = ("#1f77b4", "#ff7f0e", "#777777")
-    for i, (name, pts) in enumerate(series.items()):
-        points = " ".join("{:.1f},{:.1f}".format(*px(x, y)) for x, y in pts)
-        dash = ' stroke-dasharray="4 3"' if i == 2 else ""
-        parts += [
-            f'<polyline fill="none" stroke="{colours[i]}" stroke-width="2"{dash} '
-            f'points="{points}"/>',
-            f'<text x="{left + 10}" y="{top + 16 + 16 * i}" fill="{colours[i]}">{name}</text>',
-        ]
-    parts += [
-        f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">output size</text>',
-        "</svg>",
-    ]
-    return "\n".join(parts) + "\n"
+    """A log-log line chart (plain SVG) of the memory curve; the I/O floor dashed."""
+    ys = [y for pts in series.values() for _, y in pts] or [1.0]
+    decades = range(math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys))) + 1)
+    labels = {h * w: f"{h}x{w}" for h, w in OUTPUTS}
+    xs = sorted({x for pts in series.values() for x, _ in pts})
+    return line_chart_svg(
+        series,
+        title,
+        y_range=(10.0 ** decades[0], 10.0 ** decades[-1]),
+        y_ticks=[(10.0**e, f"{10.0**e:g} MB") for e in decades],
+        x_ticks=[(x, labels.get(x, str(x))) for x in xs],
+        x_label="output size",
+        log=True,
+        dashed=list(series)[2:],
+    )
 
 
 def _config_key(mode, out, scale, batch, c_out) -> str:

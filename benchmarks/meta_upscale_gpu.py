@@ -27,8 +27,8 @@ import argparse
 import sys
 
 from benchmarks.common import print_table, write_results
+from custom_ops.harness.meta_upscale_harness import OUTPUT_SIZES as OUTPUTS
 
-OUTPUTS = ((135, 240), (540, 960), (1080, 1920), (2160, 3840))
 SCALES = (2.0, 2.5, 3.7, 4.0)
 C_IN, K = 64, 3
 H100_FP32_TFLOPS = 66.9

@@ -192,6 +192,29 @@ def test_lut_unit_layer_and_table():
     np.testing.assert_array_equal(table[row], np.round(expected).astype(np.int8))
 
 
+def test_dense_lut_unit_matches_numpy():
+    # MuLUT's units: hidden layer i > 0 reads all earlier hidden outputs; the output layer all.
+    rng = np.random.default_rng(3)
+    x = _levels(rng, (2, 3, 4))
+    run_layer_test(
+        LutUnit,
+        {"scale": 2, "filters": 4, "depth": 3, "dense": True},
+        (2, 3, 4),
+        input_data=x,
+        expected_output_shape=(2, 3, 4),
+    )
+    unit = LutUnit(scale=2, filters=4, depth=3, dense=True)
+    out = unit(x).numpy()
+    assert [layer.kernel.shape[0] for layer in unit.hidden + [unit.out]] == [4, 4, 8, 12]
+    relu = lambda v: np.maximum(v, 0.0)  # noqa: E731
+    dense = lambda layer, v: v @ layer.kernel.numpy() + layer.bias.numpy()  # noqa: E731
+    h1 = relu(dense(unit.hidden[0], x / 255.0))
+    h2 = relu(dense(unit.hidden[1], h1))
+    h3 = relu(dense(unit.hidden[2], np.concatenate([h1, h2], -1)))
+    expected = 127.0 * np.tanh(dense(unit.out, np.concatenate([h1, h2, h3], -1)))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
+
+
 def test_lut_unit_bad_arguments():
     with pytest.raises(ValueError, match="scale must be a positive integer, got 0"):
         LutUnit(scale=0)
@@ -233,7 +256,13 @@ def test_lut_net_save_load_and_shapes(tmp_path):
 
 @pytest.mark.parametrize(
     "name,tables,filters",
-    [("srlut_x4", 1, 32), ("mulut_x4", 6, 32), ("rclut_x4", 3, 32), ("rclut_wide_x4", 3, 64)],
+    [
+        ("srlut_x4", 1, 32),
+        ("mulut_x4", 6, 32),
+        ("rclut_x4", 3, 32),
+        ("rclut_wide_x4", 3, 64),
+        ("rclut_dense_x4", 3, 64),
+    ],
 )
 def test_registered_models(name, tables, filters):
     model = get_model_spec(name).build(scale=4)

@@ -18,10 +18,15 @@ class LutUnit(keras.layers.Layer):
     the ``scale x scale`` output block, in depth-to-space order). Outputs are in 8-bit levels,
     in [-127, 127], which is what the int8 table stores after transfer (:meth:`table`).
 
+    With ``dense=True`` the hidden layers are densely connected (MuLUT's units): every hidden
+    layer after the first, and the output layer, reads the concatenation of all earlier hidden
+    layers' outputs. The table the unit becomes has the same size either way.
+
     Args:
         scale: upscaling factor of the unit (``scale**2`` outputs).
         filters: hidden width.
         depth: number of hidden layers.
+        dense: densely connected hidden layers (see above).
 
     Call arguments:
         index: (..., 4) integer levels in [0, 255] (float32): the pattern's 4 pixels.
@@ -37,32 +42,36 @@ class LutUnit(keras.layers.Layer):
     CVPR 2021; Li et al., "MuLUT", ECCV 2022.
     """
 
-    def __init__(self, scale: int = 1, filters: int = 64, depth: int = 4, **kwargs):
+    def __init__(
+        self, scale: int = 1, filters: int = 64, depth: int = 4, dense: bool = False, **kwargs
+    ):
         super().__init__(**kwargs)
         for name, value in (("scale", scale), ("filters", filters), ("depth", depth)):
             int_at_least(name, value)
         self.scale = scale
         self.filters = filters
         self.depth = depth
-        dense = dict(dtype=self.dtype_policy)  # the unit's own policy, not the global one
+        self.dense = bool(dense)
+        policy = dict(dtype=self.dtype_policy)  # the unit's own policy, not the global one
         self.hidden = [
-            keras.layers.Dense(filters, activation="relu", name=f"hidden_{i}", **dense)
+            keras.layers.Dense(filters, activation="relu", name=f"hidden_{i}", **policy)
             for i in range(depth)
         ]
-        self.out = keras.layers.Dense(scale * scale, name="out", **dense)
+        self.out = keras.layers.Dense(scale * scale, name="out", **policy)
 
     def build(self, input_shape):
         shape = tf.TensorShape(input_shape)[:-1].concatenate([4])
-        for layer in self.hidden:
+        for i, layer in enumerate(self.hidden):
             layer.build(shape)
-            shape = shape[:-1].concatenate([self.filters])
+            shape = shape[:-1].concatenate([self.filters * (i + 1 if self.dense else 1)])
         self.out.build(shape)
         super().build(input_shape)
 
     def call(self, index):
         x = index / LEVELS
-        for layer in self.hidden:
-            x = layer(x)
+        for i, layer in enumerate(self.hidden):
+            h = layer(x)
+            x = tf.concat([x, h], axis=-1) if self.dense and i > 0 else h
         return UNIT_RANGE * tf.tanh(self.out(x))
 
     def table(self, interval: int = 16, batch: int = 4096) -> tf.Tensor:
@@ -86,5 +95,5 @@ class LutUnit(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(scale=self.scale, filters=self.filters, depth=self.depth)
+        config.update(scale=self.scale, filters=self.filters, depth=self.depth, dense=self.dense)
         return config

@@ -83,6 +83,7 @@ class LutNet(keras.Model):
         filters: hidden width of the units.
         depth: hidden layers of the units.
         rc_filters: hidden width of the RC modules' 1-D MLPs.
+        dense: densely connected unit layers (MuLUT's units; :class:`LutUnit`).
 
     Call arguments:
         inputs: (N, H, W, 1) Y in [0, 1] (quantised to 8-bit levels first).
@@ -100,13 +101,22 @@ class LutNet(keras.Model):
     References: SR-LUT (CVPR 2021), MuLUT (ECCV 2022), RC-LUT (ICCV 2023).
     """
 
-    def __init__(self, stages, filters: int = 64, depth: int = 4, rc_filters: int = 16, **kwargs):
+    def __init__(
+        self,
+        stages,
+        filters: int = 64,
+        depth: int = 4,
+        rc_filters: int = 16,
+        dense: bool = False,
+        **kwargs,
+    ):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         self.stages = normalize_stages(stages)
         self.filters = filters
         self.depth = depth
         self.rc_filters = rc_filters
+        self.dense = bool(dense)
         self.scale = total_scale(self.stages)
         self.units = []
         self.rc_modules = []
@@ -117,6 +127,7 @@ class LutNet(keras.Model):
                         stage["scale"],
                         filters=filters,
                         depth=depth,
+                        dense=dense,
                         name=f"unit_{s}_{p}",
                         dtype="float32",
                     )
@@ -146,6 +157,7 @@ class LutNet(keras.Model):
             "filters": self.filters,
             "depth": self.depth,
             "rc_filters": self.rc_filters,
+            "dense": self.dense,
             "name": self.name,
         }
 
@@ -181,19 +193,22 @@ def lut_net(
     filters: int = DEFAULT_FILTERS,
     depth: int = DEFAULT_DEPTH,
     rc_filters: int = DEFAULT_RC_FILTERS,
+    dense: bool = False,
 ):
     """Builds a :class:`LutNet` of a registered family (``srlut``, ``mulut``, ``rclut``).
 
     Args:
         family: the recipe in ``MODEL_STAGES``.
         scale: upscaling factor (the last stage's scale).
-        filters, depth, rc_filters: see :class:`LutNet`.
+        filters, depth, rc_filters, dense: see :class:`LutNet`.
     """
     if family not in MODEL_STAGES:
         raise ValueError(f"unknown LUT family {family!r}; expected one of {sorted(MODEL_STAGES)}")
     stages = [dict(st) for st in MODEL_STAGES[family]]
     stages[-1]["scale"] = scale
-    net = LutNet(stages, filters=filters, depth=depth, rc_filters=rc_filters, name=f"{family}")
+    net = LutNet(
+        stages, filters=filters, depth=depth, rc_filters=rc_filters, dense=dense, name=family
+    )
     net(tf.zeros((1, 4, 4, 1)))  # build
     return net
 
@@ -243,6 +258,11 @@ def _register() -> None:
             "rclut",
             {"filters": 64},
             "rclut_x4 with 64-wide units as in the papers (the same tables)",
+        ),
+        "rclut_dense_x4": (
+            "rclut",
+            {"filters": 64, "depth": 5, "dense": True},
+            "rclut_x4 with MuLUT's units: 64 wide, 5 densely connected layers (the same tables)",
         ),
     }
     for name, (family, options, description) in models.items():

@@ -428,9 +428,9 @@ PhasePlan PlanPhase(const Geometry& g, const T* x) {
 }
 
 template <typename T>
-int LaunchForwardPhase(const Geometry& g, const T* x, const T* w, T* out, cudaStream_t stream) {
+int LaunchForwardPhase(const Geometry& g, const PhasePlan& plan, const T* x, const T* w, T* out,
+                       cudaStream_t stream) {
   if (g.batch * g.out_h * g.out_w == 0) return 0;
-  const PhasePlan plan = PlanPhase(g, x);
   if (!plan.fits) return LaunchForwardNaive(g, x, w, out, stream);
   const dim3 grid(static_cast<unsigned>(plan.grid_x), 1, static_cast<unsigned>(plan.grid_z));
   ForwardPhaseKernel<T><<<grid, kPhaseThreads, static_cast<size_t>(plan.smem_bytes), stream>>>(
@@ -441,12 +441,10 @@ int LaunchForwardPhase(const Geometry& g, const T* x, const T* w, T* out, cudaSt
 // Phase-major where it can launch, every phase pair has a few pixels to share its filters, and
 // either x is read 4 channels at a time (except C_out 1 at period 2, where tiled was 5 to 9%
 // faster) or a 16 x 16 tile would hold many phase pairs; tiled otherwise.
-template <typename T>
-bool PreferPhaseMajor(const Geometry& g, const T* x) {
+bool PreferPhaseMajor(const Geometry& g, const PhasePlan& plan) {
   const int64_t tile_pairs =
       std::min<int64_t>(g.rows.weight_period, kTile) * std::min<int64_t>(g.cols.weight_period, kTile);
   const int64_t pixels = PeriodsOf(g.rows) * PeriodsOf(g.cols);
-  const PhasePlan plan = PlanPhase(g, x);
   const bool fast_reads = plan.vec4 && (g.out_c > 1 || tile_pairs >= kPhaseMajorMinTilePairsVec4);
   return plan.fits && pixels >= kPhaseMajorMinPixels &&
          (fast_reads || tile_pairs >= kPhaseMajorMinTilePairs);
@@ -456,13 +454,15 @@ template <typename T>
 int LaunchForward(const Geometry& g, int variant, const T* x, const T* w, T* out,
                   cudaStream_t stream) {
   switch (variant) {
-    case kTfsrForwardAuto:
-      return PreferPhaseMajor<T>(g, x) ? LaunchForwardPhase(g, x, w, out, stream)
+    case kTfsrForwardAuto: {
+      const PhasePlan plan = PlanPhase(g, x);
+      return PreferPhaseMajor(g, plan) ? LaunchForwardPhase(g, plan, x, w, out, stream)
                                        : LaunchForwardTiled(g, x, w, out, stream);
+    }
     case kTfsrForwardTiled:
       return LaunchForwardTiled(g, x, w, out, stream);
     case kTfsrForwardPhaseMajor:
-      return LaunchForwardPhase(g, x, w, out, stream);
+      return LaunchForwardPhase(g, PlanPhase(g, x), x, w, out, stream);
     case kTfsrForwardNaive:
       return LaunchForwardNaive(g, x, w, out, stream);
     default:
