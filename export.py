@@ -111,7 +111,7 @@ _QAT_ONLY = ("qat_dir", "qat_lr")
 def _check_flags_apply() -> None:
     """Flags given on the command line that this export would not read are an error (they used
     to be ignored): the int8-only flags with another --quantize, the QAT ones without QAT. The
-    SESR-only int8 flags are not checked against the model's family (the library knows it)."""
+    SESR-only int8 flags are checked against the model's family by the library, which knows it."""
     from tfsr.quantization.export import DEFAULT_QAT_STEPS
 
     given = [
@@ -148,6 +148,8 @@ def main(argv):
         for name, flag in (("learning_rate", _QAT_LR), ("range_percentile", _RANGE_PERCENTILE))
         if flag.value is not None
     }
+    if _RECONSTRUCT.present:  # unset: the library's default (on for SESR int8)
+        tuning["reconstruct"] = _RECONSTRUCT.value
     try:
         if not _MODEL.value or not _OUT.value:
             raise ValueError("--model and --out are required")
@@ -169,7 +171,6 @@ def main(argv):
             qat_steps=_QAT_STEPS.value,
             qat_dir=_QAT_DIR.value or None,
             calibration_batches=_CALIBRATION_BATCHES.value,
-            reconstruct=_RECONSTRUCT.value,
             train_data=_TRAIN_DATA.value,
             val_data=val_data,
             scale=_SCALE.value,

@@ -118,6 +118,12 @@ def test_export_float_from_run_folder(tiny_model_files, tmp_path):
             r"\(try 32 or 34\)",
         ),
         ({"val_data": ["../shared/data/val/Set5", "Set14typo"]}, FileNotFoundError, "'Set14typo'"),
+        (
+            {"quantize": "float16", "io_dtype": "float32", "reconstruct": False},
+            ValueError,
+            "--reconstruct: only read by the int8 export of SESR models, not by "
+            "--quantize=float16 of a sesr model",
+        ),
     ],
 )
 def test_bad_requests_raise_clearly(tiny_model_files, tmp_path, kwargs, error, match):
@@ -209,3 +215,17 @@ def test_script_checks_flags_before_the_export(tmp_path, flag, message):
     assert result.returncode != 0 and message in result.stderr
     assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "m.tflite")
+
+
+def test_script_refuses_sesr_int8_flags_for_other_families(tmp_path):
+    # The family is known once the model is loaded: the library checks, before any conversion.
+    out = f"{tmp_path}/m.tflite"
+    result = run_python(
+        "export.py", "--model=sesr_dysample_x2", f"--out={out}", "--range_percentile=99.9"
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert (
+        "--range_percentile: only read by the int8 export of SESR models, not by --quantize=int8 "
+        "of a sesr_dysample model" in result.stderr
+    )
+    assert not os.path.exists(out)

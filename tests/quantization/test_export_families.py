@@ -181,6 +181,14 @@ def test_qat_and_other_scales_are_refused_for_dysample(model_files, tmp_path):
     path = model_files["paths"]["dysample"]
     with pytest.raises(ValueError, match="--qat_steps=5: QAT is for SESR models"):
         export.export_model(path, str(tmp_path / "m.tflite"), qat_steps=5, val_data=[])
+    with pytest.raises(
+        ValueError,
+        match=r"--range_percentile, --reconstruct: only read by the int8 export of SESR models, "
+        "not by --quantize=int8 of a sesr_dysample model",
+    ):
+        export.export_model(
+            path, str(tmp_path / "m.tflite"), range_percentile=99.9, reconstruct=False, val_data=[]
+        )
     with pytest.raises(ValueError, match="upscales by x2 only, but x3 was asked for"):
         export.export_model(path, str(tmp_path / "m.tflite"), scale=3, val_data=[])
     assert not os.path.exists(tmp_path / "m.tflite")

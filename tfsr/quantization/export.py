@@ -545,8 +545,8 @@ def export_model(
     qat_steps: int | None = 0,
     train_data: str = "embedded",
     calibration_batches: int = 16,
-    range_percentile: float | None = DEFAULT_RANGE_PERCENTILE,
-    reconstruct: bool = True,
+    range_percentile: float | None = None,
+    reconstruct: bool | None = None,
     qat_dir: str | None = None,
     learning_rate: float = DEFAULT_QAT_LR,
     val_data=None,
@@ -569,9 +569,12 @@ def export_model(
         train_data: images for calibration and QAT ("embedded", "div2k" or a folder).
         calibration_batches: batches of 16 LR patches of 64x64 for the activation ranges.
         range_percentile: SESR int8: activation ranges from this percentile of the calibration
-            activations (None or 0: the mean batch min / max); see :func:`quantize_for_export`.
+            activations (0: the mean batch min / max; None: ``DEFAULT_RANGE_PERCENTILE``); see
+            :func:`quantize_for_export`.
         reconstruct: SESR int8: after calibration, search the ranges and re-round the kernels
-            against the float model's outputs (:mod:`tfsr.quantization.reconstruct`).
+            against the float model's outputs (:mod:`tfsr.quantization.reconstruct`; None: on).
+            These two are SESR int8 settings: giving either (not None) for another export
+            (another ``quantize``, or a family the converter calibrates) is a ValueError.
         qat_dir: checkpoint folder that makes QAT resumable (None: no checkpoints).
         learning_rate: QAT step size.
         val_data: a validation folder, a list of folders, or a list of HR files; None for
@@ -620,6 +623,21 @@ def export_model(
     handler = export_handler_for(model)
     if qat_steps is None:
         qat_steps = DEFAULT_QAT_STEPS if quantize == "int8" and handler.int8 == "qat" else 0
+    sesr_int8 = quantize == "int8" and handler.int8 == "qat"
+    given = [
+        f"--{name}"
+        for name, value in (("range_percentile", range_percentile), ("reconstruct", reconstruct))
+        if value is not None
+    ]
+    if given and not sesr_int8:
+        raise ValueError(
+            f"{', '.join(given)}: only read by the int8 export of SESR models, not by "
+            f"--quantize={quantize} of a {handler.name} model"
+        )
+    if range_percentile is None:
+        range_percentile = DEFAULT_RANGE_PERCENTILE
+    if reconstruct is None:
+        reconstruct = True
     if qat_steps and handler.int8 != "qat":
         raise ValueError(
             f"--qat_steps={qat_steps}: QAT is for SESR models; {handler.name} models are "
@@ -712,7 +730,7 @@ def export_model(
         "conversion_s": seconds,
         "peak_rss_mb": _peak_rss_mb(),
         "qat_steps": qat_steps if quantize == "int8" else 0,
-        "reconstruct": bool(reconstruct and quantize == "int8" and handler.int8 == "qat"),
+        "reconstruct": bool(reconstruct and sesr_int8),
         "verification": [],
     }
 
