@@ -113,12 +113,17 @@ def run(batch: int, patch: int, rounds: int) -> list[dict]:
     return rows
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_step_args(description: str, argv=None) -> argparse.Namespace:
+    """The step benchmarks' flags: --batch, --patch (LR side), --rounds."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--patch", type=int, default=24, help="LR patch side")
     parser.add_argument("--rounds", type=int, default=15)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main():
+    args = parse_step_args(__doc__.splitlines()[0])
     rows = run(args.batch, args.patch, args.rounds)
     print_table(rows, ["model", "rc", "jit", "batch", "step_ms", "min_ms", "speedup"])
     tables = {r["jit"]: r for r in rows if r["rc"] == "tables"}

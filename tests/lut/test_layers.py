@@ -258,6 +258,7 @@ def test_lut_net_save_load_and_shapes(tmp_path):
     "name,tables,filters",
     [
         ("srlut_x4", 1, 32),
+        ("srlut_dense_x4", 1, 64),
         ("mulut_x4", 6, 32),
         ("rclut_x4", 3, 32),
         ("rclut_wide_x4", 3, 64),
@@ -268,6 +269,7 @@ def test_registered_models(name, tables, filters):
     model = get_model_spec(name).build(scale=4)
     assert len(model.units) == tables
     assert {unit.filters for unit in model.units} == {filters}
+    assert {unit.dense for unit in model.units} == {"dense" in name}
     assert model(np.zeros((1, 3, 3, 1), np.float32)).shape == (1, 12, 12, 1)
     assert lut_net("srlut", scale=2).scale == 2
 

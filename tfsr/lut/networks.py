@@ -259,6 +259,11 @@ def _register() -> None:
             {"filters": 64},
             "rclut_x4 with 64-wide units as in the papers (the same tables)",
         ),
+        "srlut_dense_x4": (
+            "srlut",
+            {"filters": 64, "depth": 5, "dense": True},
+            "srlut_x4 with MuLUT's units: 64 wide, 5 densely connected layers (the same table)",
+        ),
         "rclut_dense_x4": (
             "rclut",
             {"filters": 64, "depth": 5, "dense": True},
