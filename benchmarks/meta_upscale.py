@@ -243,10 +243,15 @@ SVG_PATH = os.path.normpath(
 CURVE = {"mode": "fwd_bwd", "scale": 2.5, "batch": 1, "c_out": 3}  # the memory curve's case
 
 
+# The curve's floor: what forward + backward must hand back, the output and x's gradient (half of
+# io_mb; x and the output gradient exist before the baseline of the peak).
+FLOOR = "output + x gradient"
+
+
 def memory_curve(rows) -> dict[str, list[tuple[int, float]]]:
-    """Peak MB against output pixels for the CURVE case: ours, the baseline, and the tensors
-    every method must hold (io_mb), each as a list of (pixels, MB) in output order."""
-    series = {"ours": [], "im2col per-pixel (published)": [], "inputs, outputs, gradients": []}
+    """Peak MB against output pixels for the CURVE case: ours, the baseline, and ``FLOOR``, each
+    as a list of (pixels, MB) in output order."""
+    series = {"ours": [], "im2col per-pixel (published)": [], FLOOR: []}
     for r in rows:
         if any(r[k] != v for k, v in CURVE.items()) or not r.get("peak_mb", 0) > 0:
             continue
@@ -254,13 +259,16 @@ def memory_curve(rows) -> dict[str, list[tuple[int, float]]]:
         name = "ours" if r["method"] == "ours" else "im2col per-pixel (published)"
         series[name].append((h * w, r["peak_mb"]))
         if r["method"] == "ours":
-            series["inputs, outputs, gradients"].append((h * w, r["io_mb"]))
+            series[FLOOR].append((h * w, r["io_mb"] / 2))
     return {k: sorted(v) for k, v in series.items() if v}
 
 
 def memory_svg(series: dict[str, list[tuple[int, float]]], title: str) -> str:
-    """A log-log line chart (plain SVG) of the memory curve; the I/O floor dashed."""
-    ys = [y for pts in series.values() for _, y in pts] or [1.0]
+    """A log-log line chart (plain SVG) of the memory curve; the floor dashed. ValueError
+    when there is nothing to draw."""
+    ys = [y for pts in series.values() for _, y in pts]
+    if not ys:
+        raise ValueError(f"nothing to draw for {title!r}: no rows of the curve's case")
     decades = range(math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys))) + 1)
     labels = {h * w: f"{h}x{w}" for h, w in OUTPUTS}
     xs = sorted({x for pts in series.values() for x, _ in pts})
@@ -272,7 +280,7 @@ def memory_svg(series: dict[str, list[tuple[int, float]]], title: str) -> str:
         x_ticks=[(x, labels.get(x, str(x))) for x in xs],
         x_label="output size",
         log=True,
-        dashed=list(series)[2:],
+        dashed=[FLOOR],
     )
 
 

@@ -44,8 +44,13 @@ def test_line_chart_places_points_on_linear_and_log_axes():
     assert points(linear) == [[(70.0, 350.0), (620.0, 30.0)], [(345.0, 190.0)]]
     assert linear.count("stroke-dasharray") == 1 and ">one</text>" in linear
     log = line_chart_svg(
-        {"m": [(10, 1), (1000, 100)]}, "t", y_range=(1, 100), y_ticks=[], x_ticks=[], log=True
+        {"m": [(10, 1), (100, 10), (1000, 100)]},
+        "t",
+        y_range=(1, 100),
+        y_ticks=[],
+        x_ticks=[],
+        log=True,
     )
-    assert points(log) == [[(70.0, 350.0), (620.0, 30.0)]]
+    assert points(log) == [[(70.0, 350.0), (345.0, 190.0), (620.0, 30.0)]]
     with pytest.raises(ValueError, match="no points"):
         line_chart_svg({"a": []}, "t", y_range=(0, 1), y_ticks=[], x_ticks=[])

@@ -56,10 +56,17 @@ def test_memory_curve_takes_the_curve_case_of_each_method():
     assert curve == {
         "ours": [(135 * 240, 11.0), (540 * 960, 51.0)],
         "im2col per-pixel (published)": [(135 * 240, 975.0)],
-        "inputs, outputs, gradients": [(135 * 240, 3.0), (540 * 960, 40.0)],
+        "output + x gradient": [(135 * 240, 1.5), (540 * 960, 20.0)],
     }
     svg = meta_upscale.memory_svg(curve, "title")
     assert svg.startswith("<svg") and svg.count("<polyline") == 3 and "540x960" in svg
+    # The floor is dashed, wherever it comes in the legend (the baseline may have no rows).
+    del curve["im2col per-pixel (published)"]
+    lines = meta_upscale.memory_svg(curve, "t").splitlines()
+    dashed = [line for line in lines if "dasharray" in line]
+    legend = next(line for line in lines if ">output + x gradient<" in line)
+    colour = legend.split('fill="')[1].split('"')[0]
+    assert len(dashed) == 1 and f'stroke="{colour}"' in dashed[0]
 
 
 def test_gpu_benchmark_summary():

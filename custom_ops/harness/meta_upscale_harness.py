@@ -41,9 +41,9 @@ EMULATED_LIBRARY = os.path.join(
 DTYPE_CODES = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 3}
 # TfsrForwardVariant (meta_upscale_gpu.h).
 FORWARD_VARIANTS = {"auto": 0, "tiled": 1, "phase": 2, "naive": 3}
-# Tolerances vs the float64 reference, relative to the largest |reference| value.
 # Output sizes (rows, cols) timed by default: 135p to 4K.
 OUTPUT_SIZES = ((135, 240), (540, 960), (1080, 1920), (2160, 3840))
+# Tolerances vs the float64 reference, relative to the largest |reference| value.
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12, "float16": 4e-3, "bfloat16": 3e-2}
 
 

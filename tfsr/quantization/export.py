@@ -570,7 +570,7 @@ def export_model(
         calibration_batches: batches of 16 LR patches of 64x64 for the activation ranges.
         range_percentile: SESR int8: activation ranges from this percentile of the calibration
             activations (0: the mean batch min / max; None: ``DEFAULT_RANGE_PERCENTILE``); see
-            :func:`quantize_for_export`.
+            :func:`quantize_for_export` (where None, not 0, means the mean min / max).
         reconstruct: SESR int8: after calibration, search the ranges and re-round the kernels
             against the float model's outputs (:mod:`tfsr.quantization.reconstruct`; None: on).
             These two are SESR int8 settings: giving either (not None) for another export
