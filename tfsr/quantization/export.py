@@ -621,9 +621,9 @@ def export_model(
             "tfsr.upscale --model=THAT.npz); there is no TFLite export of LUT models"
         )
     handler = export_handler_for(model)
-    if qat_steps is None:
-        qat_steps = DEFAULT_QAT_STEPS if quantize == "int8" and handler.int8 == "qat" else 0
     sesr_int8 = quantize == "int8" and handler.int8 == "qat"
+    if qat_steps is None:
+        qat_steps = DEFAULT_QAT_STEPS if sesr_int8 else 0
     given = [
         f"--{name}"
         for name, value in (("range_percentile", range_percentile), ("reconstruct", reconstruct))
