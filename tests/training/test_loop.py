@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -347,9 +348,8 @@ def _free_ports(count):
     return ports
 
 
-@pytest.mark.slow
-def test_multi_worker_run_only_the_chief_writes(tmp_path):
-    out_dir = str(tmp_path / "run")
+def _start_workers(out_dir, steps, *flags):
+    """Two train.py workers of one multi-worker cluster on localhost (the chief is worker 0)."""
     cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
     procs = []
     for index in range(2):
@@ -361,18 +361,24 @@ def test_multi_worker_run_only_the_chief_writes(tmp_path):
             "--strategy=multi_worker",
             "--model=sesr_m3",
             "--expanded_filters=16",
-            "--steps=4",
+            f"--steps={steps}",
             "--batch_size=4",
             "--patch_size=8",
-            "--val_every=2",
-            "--checkpoint_every=2",
             f"--out_dir={out_dir}",
+            *flags,
         ]
         procs.append(
             subprocess.Popen(
                 cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
             )
         )
+    return procs
+
+
+@pytest.mark.slow
+def test_multi_worker_run_only_the_chief_writes(tmp_path):
+    out_dir = str(tmp_path / "run")
+    procs = _start_workers(out_dir, 4, "--val_every=2", "--checkpoint_every=2")
     outs = [proc.communicate(timeout=300)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], outs
     assert "step 2: validation PSNR" in outs[0] and "Inference model:" in outs[0]
@@ -385,6 +391,28 @@ def test_multi_worker_run_only_the_chief_writes(tmp_path):
         "train_config.json",
     ]
     assert tf.train.latest_checkpoint(os.path.join(out_dir, "checkpoints")).endswith("ckpt-4")
+
+
+@pytest.mark.slow
+def test_multi_worker_signal_to_one_worker_stops_both_at_one_step(tmp_path):
+    # Worker 1 alone gets SIGTERM. Had it left on its own, the chief would wait for it in the
+    # next step's all-reduce until the timeout below.
+    out_dir = str(tmp_path / "run")
+    procs = _start_workers(out_dir, 100000, "--val_every=0", "--checkpoint_every=5")
+    try:
+        first = _wait_for_checkpoint(out_dir, 5, procs[0])
+        procs[1].send_signal(signal.SIGTERM)
+        outs = [proc.communicate(timeout=120)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert [proc.returncode for proc in procs] == [1, 1], outs
+    assert "another worker's signal: checkpoint written to" in outs[0], outs[0]
+    assert "SIGTERM: checkpoint written to" in outs[1], outs[1]
+    steps = [int(re.search(r"checkpoint written to \S*ckpt-(\d+)", out)[1]) for out in outs]
+    assert steps[0] == steps[1] >= first, outs
+    latest = tf.train.latest_checkpoint(os.path.join(out_dir, "checkpoints"))
+    assert latest.endswith(f"ckpt-{steps[0]}")
 
 
 def test_each_checkpoint_is_written_once(tmp_path, monkeypatch):

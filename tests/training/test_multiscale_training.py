@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfsr import evaluation
 from tfsr.inference import BicubicUpscaler, load_upscaler
@@ -72,7 +73,9 @@ def test_train_step_is_traced_once(tmp_path):
     batches = iter(distributed)
     for _ in range(3):
         batch = next(batches)
-        loss = float(step(batch))
+        loss, stop_any = step(batch, tf.constant(0.0))
+        assert not bool(stop_any)
+        loss = float(loss)
         assert np.isfinite(loss)
         sizes.add(tuple(batch[1].shape[1:3]))
     assert len(sizes) > 1  # several HR sizes ...

@@ -247,14 +247,20 @@ class Trainer:
         return training_dataset(self.config, start_step=int(self.step.numpy()))
 
     def make_train_step(self, element_spec=None):
-        """The compiled training step; ``element_spec`` (the distributed dataset's, for
-        arbitrary-scale batches whose HR size varies) fixes its input signature."""
+        """The compiled training step, ``step(batch, stop) -> (loss, stop_any)``.
+
+        ``stop`` is a float32 scalar, 1 when this process has been asked to stop; ``stop_any``
+        is whether any replica of any worker had it (an all-reduce, like the loss's). A signal that reaches one worker of a
+        cluster thus stops all of them after the same step, to checkpoint together: a worker
+        that left alone would leave the others waiting in the next collective. ``element_spec``
+        (the distributed dataset's, for arbitrary-scale batches whose HR size varies) fixes the
+        batch's input signature."""
         loss_fn = _loss_fn(self.config.loss)
         model, optimizer, strategy = self.model, self.optimizer, self.strategy
         replicas = strategy.num_replicas_in_sync
         scaled = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
 
-        def replica_step(lr, hr):
+        def replica_step(lr, hr, stop):
             with tf.GradientTape() as tape:
                 sr = tf.cast(model(lr, training=True), tf.float32)
                 loss = loss_fn(hr, sr) / replicas
@@ -263,19 +269,23 @@ class Trainer:
             if scaled:
                 grads = optimizer.get_unscaled_gradients(grads)
             optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-            return loss
+            return loss, tf.identity(stop)
 
-        def train_step(batch):
+        def train_step(batch, stop):
             lr, hr = batch
-            per_replica = strategy.run(replica_step, args=(lr, hr))
+            loss, stops = strategy.run(replica_step, args=(lr, hr, stop))
             self.step.assign_add(1)
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            return (
+                strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.SUM, stops, axis=None) > 0.0,
+            )
 
         jit = self.config.jit_compile or None  # None: TensorFlow's default (no XLA on CPU)
         if element_spec is None:
             return tf.function(train_step, jit_compile=jit)
         # Arbitrary-scale batches: the HR size changes with every scale; one trace for all.
-        return tf.function(train_step, input_signature=[element_spec], jit_compile=jit)
+        signature = [element_spec, tf.TensorSpec([], tf.float32)]
+        return tf.function(train_step, input_signature=signature, jit_compile=jit)
 
     def validate(self) -> dict:
         """Mean PSNR/SSIM of the current model on the validation data (inference form)."""
@@ -312,13 +322,20 @@ def _run_steps(trainer: Trainer, stop: StopRequest, progress: bool) -> bool:
         enabled=progress,
         initial=int(trainer.step.numpy()),
     )
+    # One process stops as soon as it sees the signal; the workers of a cluster stop when the
+    # step after it tells all of them (see Trainer.make_train_step), never one alone.
+    alone = config.strategy != "multi_worker"
+    agreed = False
     window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
     with bar:
         while int(trainer.step.numpy()) < config.steps:
-            if stop.requested:
+            if agreed or (alone and stop.requested):
                 _checkpoint_on_signal(trainer, stop)
                 return False
-            loss = float(train_step(next(batches)))
+            loss, stop_any = train_step(next(batches), tf.constant(float(stop.requested)))
+            loss, agreed = float(loss), bool(stop_any)
+            if agreed and not stop.requested:  # the signal reached another worker
+                stop.requested, stop.signal_name = True, "another worker's signal"
             step = int(trainer.step.numpy())
             bar.update(1)
             window_steps += 1
@@ -370,6 +387,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
 def _train(config: TrainConfig, progress: bool) -> TrainResult:
     with StopRequest() as stop:
         trainer = Trainer(config)
+        stop.reclaim()  # from TensorFlow's multi-worker runtime, which takes SIGTERM
         for note in trainer.notes:
             log.warning("resuming %s: %s", config.out_dir, note)
         start = trainer.resumed_from

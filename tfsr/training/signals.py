@@ -31,6 +31,16 @@ class StopRequest:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
+    def reclaim(self) -> None:
+        """Installs the handlers again (when entered), over any that native code installed since.
+
+        TensorFlow's multi-worker runtime installs a C handler for SIGTERM when the strategy is
+        created (its preemption notifier); Python does not see that, and the signal would no
+        longer reach :attr:`requested`.
+        """
+        for sig in self._previous:
+            signal.signal(sig, self._handle)
+
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
