@@ -18,12 +18,13 @@ def check_output_path(path: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str) -> Iterator[str]:
+def atomic_output(path: str, tmp_name: str | None = None) -> Iterator[str]:
     """A temporary path beside ``path`` for the block to write; moved onto ``path`` (one
     ``os.replace``) when the block finishes, removed when it raises.
 
     The temporary name keeps the extension (``model.keras`` -> ``model.tmp-PID.keras``), for
-    writers that go by it (Keras, ``np.savez``).
+    writers that go by it (Keras, ``np.savez``); ``tmp_name`` replaces it (in the same folder),
+    for folders that a reader scans by name (TensorBoard takes any ``*tfevents*`` file).
 
     Example::
 
@@ -33,6 +34,8 @@ def atomic_output(path: str) -> Iterator[str]:
     """
     root, ext = os.path.splitext(os.fspath(path))
     tmp = f"{root}.tmp-{os.getpid()}{ext}"
+    if tmp_name is not None:
+        tmp = os.path.join(os.path.dirname(os.fspath(path)), tmp_name)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -1,5 +1,7 @@
 """The training loop: resume, signals, SIGKILL, mismatched checkpoints, init_from, the gain."""
 
+import collections
+import glob
 import json
 import os
 import re
@@ -413,6 +415,30 @@ def test_multi_worker_signal_to_one_worker_stops_both_at_one_step(tmp_path):
     assert steps[0] == steps[1] >= first, outs
     latest = tf.train.latest_checkpoint(os.path.join(out_dir, "checkpoints"))
     assert latest.endswith(f"ckpt-{steps[0]}")
+
+
+def test_resume_before_the_last_logged_step_logs_each_step_once(tmp_path):
+    from tfsr.training.event_logs import read_events
+
+    def logged():
+        paths = sorted(glob.glob(os.path.join(config.out_dir, "logs", "*tfevents*")))
+        events = [e for path in paths for e in read_events(path)]
+        return collections.Counter((v.tag, e.step) for e in events for v in e.summary.value)
+
+    config = _config(tmp_path, steps=8, checkpoint_every=4, expanded_filters=16)
+    train(config, progress=False)
+    # As if killed after logging step 8 and before its checkpoint: the run resumes from step 4.
+    ckpt_dir = os.path.join(config.out_dir, "checkpoints")
+    for path in glob.glob(os.path.join(ckpt_dir, "ckpt-8*")):
+        os.remove(path)
+    four = os.path.join(ckpt_dir, "ckpt-4")
+    tf.compat.v1.train.update_checkpoint_state(ckpt_dir, four, all_model_checkpoint_paths=[four])
+    assert Trainer(config).resumed_from == 4
+    assert logged()[("train/loss", 8)] == logged()[("val/psnr", 8)] == 1
+    train(config, progress=False)
+    counts = logged()
+    assert counts[("train/loss", 8)] == counts[("val/psnr", 8)] == 1, counts
+    assert max(counts.values()) == 1, counts
 
 
 def test_each_checkpoint_is_written_once(tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ from tfsr.training.config import (
     load_saved_config,
     restore_matching,
 )
+from tfsr.training.event_logs import drop_events_after
 from tfsr.training.schedules import WarmupSchedule
 from tfsr.training.signals import StopRequest
 
@@ -30,6 +31,7 @@ log = logging.getLogger("tfsr.training")
 
 RESULTS_FILENAME = "results.json"
 CHECKPOINT_DIR = "checkpoints"  # in a run folder
+LOG_DIR = "logs"  # TensorBoard's, in a run folder
 
 
 @dataclass
@@ -394,8 +396,11 @@ def _train(config: TrainConfig, progress: bool) -> TrainResult:
         if start:
             print(f"Resuming {config.out_dir} from step {start}")
         result = TrainResult(step=start, completed=False, resumed_from=start)
+        log_dir = os.path.join(config.out_dir, LOG_DIR)
+        if start and trainer.is_chief:  # the steps after the checkpoint are logged again
+            drop_events_after(log_dir, start)
         writer = (
-            tf.summary.create_file_writer(os.path.join(config.out_dir, "logs"))
+            tf.summary.create_file_writer(log_dir)
             if trainer.is_chief
             else tf.summary.create_noop_writer()
         )
