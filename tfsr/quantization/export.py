@@ -24,8 +24,8 @@ Measured choices (Set5 / Set14 int8 loss against float at 1920x1080, ``python ex
   activations alone at -0.114 dB, these mostly the signed first, long-residual and last tensors.
 - Reconstruction (:mod:`tfsr.quantization.reconstruct`, the default): activation ranges searched
   and kernels refitted and re-rounded against the float model's outputs on 8 calibration
-  batches. sesr_m5_relu_x2: -0.089 / -0.046 (time and memory of the whole export: README); sesr_m5_x2
-  (PReLU; the 60k-step model before its scale-augmented fine-tune): -0.123 / -0.063 (the
+  batches. sesr_m5_relu_x2: -0.089 / -0.046 (the whole export's time and memory: README);
+  sesr_m5_x2 (PReLU; the 60k-step model before its scale-augmented fine-tune): -0.123 / -0.063 (the
   shipped, fine-tuned one: -0.132 / -0.074, README). QAT afterwards (2000 steps at 1e-5,
   ranges frozen) does not add to it on these models: ReLU -0.093 / -0.052, PReLU -0.121 /
   -0.063; nor did QAT with a float-model distillation loss (lr 1e-5: unchanged; 1e-4: worse). So the default is no QAT

@@ -252,11 +252,11 @@ class Trainer:
         """The compiled training step, ``step(batch, stop) -> (loss, stop_any)``.
 
         ``stop`` is a float32 scalar, 1 when this process has been asked to stop; ``stop_any``
-        is whether any replica of any worker had it (an all-reduce, like the loss's). A signal that reaches one worker of a
-        cluster thus stops all of them after the same step, to checkpoint together: a worker
-        that left alone would leave the others waiting in the next collective. ``element_spec``
-        (the distributed dataset's, for arbitrary-scale batches whose HR size varies) fixes the
-        batch's input signature."""
+        is whether any replica of any worker had it (an all-reduce, like the loss's). A signal
+        that reaches one worker of a cluster thus stops all of them after the same step, to
+        checkpoint together: a worker that left alone would leave the others waiting in the
+        next collective. ``element_spec`` (the distributed dataset's, for arbitrary-scale
+        batches whose HR size varies) fixes the batch's input signature."""
         loss_fn = _loss_fn(self.config.loss)
         model, optimizer, strategy = self.model, self.optimizer, self.strategy
         replicas = strategy.num_replicas_in_sync
