@@ -8,6 +8,9 @@ PYTHON3 ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.requirements-installed
+# pytest-xdist workers: 2 halves the suite on a 2-core machine (TensorFlow's own ops are small
+# here; most of a test is single-threaded Python). 0 runs it in this process.
+PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: all venv ops train test lint format clean
@@ -29,7 +32,7 @@ train: ops
 	$(PY) train.py
 
 test: ops
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

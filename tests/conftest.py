@@ -10,6 +10,27 @@ import pytest  # noqa: E402
 from tfsr.testing import shared_data_dir  # noqa: E402
 
 
+def _seed_everything():
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _same_random_state_per_module():
+    """Module fixtures that build models start from the same random state (autouse fixtures come
+    first within their scope)."""
+    _seed_everything()
+
+
+@pytest.fixture(autouse=True)
+def _same_random_state():
+    """Every test starts from the same random state (Python, NumPy, TensorFlow and tf_keras's
+    unseeded initialisers), so that its result does not depend on which tests ran before it in
+    the process: the order of the suite, and how pytest-xdist shares it out, do not matter."""
+    _seed_everything()
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than ~20 s on 2 cores")
 

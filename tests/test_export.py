@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
+import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
@@ -18,7 +18,7 @@ from tfsr.quantization import export
 @pytest.fixture(scope="module")
 def tiny_model_files(tmp_path_factory):
     """A tiny SESR as a training-form .keras file and as a training run folder."""
-    tf.random.set_seed(0)
+    keras.utils.set_random_seed(0)
     model = sesr(scale=2, num_filters=4, num_blocks=1, expanded_filters=8, name="tiny")
     folder = tmp_path_factory.mktemp("models")
     keras_path = str(folder / "tiny.keras")
@@ -137,7 +137,7 @@ def test_bad_requests_raise_clearly(tiny_model_files, tmp_path, kwargs, error, m
 
 def test_rgb_model_is_calibrated_on_rgb_patches():
     # Calibration used to feed Y patches to any model: an RGB SESR failed in its first conv.
-    tf.random.set_seed(0)
+    keras.utils.set_random_seed(0)
     rgb = sesr(scale=2, num_filters=4, num_blocks=1, expanded_filters=8, input_channels=3)
     q = export.quantize_for_export(
         collapse_model(rgb), 2, calibration_batches=1, reconstruct=False, log=lambda _: None

@@ -65,7 +65,7 @@ def run_layer_test(
         The layer instance used in the Functional model.
     """
     call_kwargs = call_kwargs or {}
-    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     multi_input = bool(input_shape) and isinstance(input_shape[0], (list, tuple))
     shapes = [tuple(s) for s in (input_shape if multi_input else [input_shape])]

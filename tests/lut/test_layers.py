@@ -159,7 +159,7 @@ def test_rc_mean_gradient_is_the_mean_gradient():
 def test_rc_module_units_start_alive():
     # A ReLU unit that is zero on all of [0, 1] never gets a gradient: at initialisation every
     # unit must be active for some level (its kink inside the input range).
-    tf.random.set_seed(0)
+    keras.utils.set_random_seed(0)
     rc = RcModule(window=5, filters=16)
     rc.build((None, None, None, 1))
     v = tf.linspace(0.0, 1.0, 256)[:, None, None]  # (256, 1, 1)

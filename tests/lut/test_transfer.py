@@ -9,6 +9,7 @@ from unittest import mock
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 
 import tfsr.lut  # noqa: F401  (registers the .npz upscaler kind)
 from tests.cli import run_python
@@ -30,7 +31,7 @@ STAGES = [{"scale": 1, "patterns": "SY", "rc": True}, {"scale": 2, "patterns": "
 
 @pytest.fixture(scope="module")
 def net():
-    tf.random.set_seed(0)
+    keras.utils.set_random_seed(0)
     return LutNet(STAGES, filters=8, depth=1, rc_filters=4)
 
 
@@ -288,7 +289,7 @@ def test_finetune_lowers_the_loss_and_keeps_int8(tables):
 
 
 def test_finetune_decay_takes_smaller_steps_than_a_constant_rate():
-    tf.random.set_seed(1)
+    keras.utils.set_random_seed(1)
     tables = transfer(LutNet([{"scale": 2, "patterns": "S"}], filters=4, depth=1))  # quick trace
     lr = _image(7, (2, 8, 8, 1))
     data = tf.data.Dataset.from_tensors((lr, np.ones((2, 16, 16, 1), np.float32))).repeat()

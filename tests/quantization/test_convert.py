@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
+import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 from tensorflow.lite.tools import flatbuffer_utils
 
@@ -18,7 +18,7 @@ INT8_SESR_OPS = {"CONV_2D", "PRELU", "ADD", "DEPTH_TO_SPACE"}
 
 
 def tiny_sesr():
-    tf.random.set_seed(0)
+    keras.utils.set_random_seed(0)
     return collapse_model(sesr(scale=2, num_filters=4, num_blocks=2, expanded_filters=8))
 
 
@@ -82,7 +82,7 @@ def test_int8_matches_qat_model(models, int8_dynamic):
 def test_int8_relu_sesr_is_conv_add_and_depth_to_space_only(scale):
     # The README's deployment claim: with ReLU (fused into the convolutions) nothing else is
     # left, at every scale (the fixed [0, 1] range reaches through the pixel shuffles).
-    tf.random.set_seed(0)
+    keras.utils.set_random_seed(0)
     model = collapse_model(
         sesr(scale=scale, num_filters=4, num_blocks=2, expanded_filters=8, activation="relu")
     )

@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
@@ -37,7 +38,7 @@ def model_files(tmp_path_factory):
     Weights of the upsamplers are randomised so that they matter: DySample moves its sampling
     points by up to about a pixel, and Pos2Weight predicts non-zero filters (it starts at zero).
     """
-    tf.random.set_seed(0)
+    keras.utils.set_random_seed(0)
     folder = tmp_path_factory.mktemp("families")
     dysample = sesr_dysample(scale=2, variant="m3", name="dys")
     _randomise([dysample.get_layer("dysample")], seed=0, std=0.1)

@@ -12,7 +12,7 @@ from tfsr.quantization import configs, qat
 
 
 def tiny_sesr(activation="prelu", seed=0):
-    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)
     return sesr(scale=2, num_filters=4, num_blocks=2, expanded_filters=8, activation=activation)
 
 

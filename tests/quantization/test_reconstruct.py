@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 
 from tfsr.models.sesr import collapse_model, sesr
 from tfsr.quantization import convert, qat, reconstruct
@@ -20,7 +21,7 @@ def lr_batches(n=3, size=16, seed=0):
 
 def trained_like_sesr(activation="relu", seed=0):
     """A small collapsed SESR with weights large enough that int8 rounding is visible."""
-    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)
     model = collapse_model(
         sesr(scale=2, num_filters=8, num_blocks=2, expanded_filters=16, activation=activation)
     )
