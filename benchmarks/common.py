@@ -143,6 +143,29 @@ def run_isolated(target: str, timeout_s: float = 1800, **kwargs) -> dict:
     return payload if status == "ok" else {"error": payload}
 
 
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+
+
+def _cpu() -> str:
+    """The CPU's model name and the vector extensions that change TF's CPU kernels (Linux
+    ``/proc/cpuinfo``; ``platform.processor()`` elsewhere): these machines differ from one
+    session to the next, and timings with them."""
+    model, flags = platform.processor(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    isa = [flag for flag in _ISA_FLAGS if flag in flags]
+    return f"{model} ({', '.join(isa)})" if isa else model
+
+
 def machine_info() -> dict:
     try:
         import tensorflow as tf
@@ -154,6 +177,7 @@ def machine_info() -> dict:
         "python": sys.version.split()[0],
         "tensorflow": tf_version,
         "platform": platform.platform(),
+        "cpu": _cpu(),
         "cpu_count": os.cpu_count(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

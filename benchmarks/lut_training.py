@@ -58,6 +58,7 @@ def _per_pixel_net():
 
 
 def _step(net, jit: bool, batch: int, patch: int):
+    """One training step of ``net`` (x4) on fixed random patches, as a callable."""
     import tensorflow as tf
     import tf_keras as keras
 
@@ -68,7 +69,7 @@ def _step(net, jit: bool, batch: int, patch: int):
     @tf.function(jit_compile=jit)
     def step():
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.abs(net(lr) - hr))
+            loss = tf.reduce_mean(tf.abs(tf.cast(net(lr), hr.dtype) - hr))
         grads = tape.gradient(loss, net.trainable_variables)
         optimizer.apply_gradients(zip(grads, net.trainable_variables, strict=True))
         return loss
@@ -113,9 +114,12 @@ def run(batch: int, patch: int, rounds: int) -> list[dict]:
     return rows
 
 
-def parse_step_args(description: str, argv=None) -> argparse.Namespace:
-    """The step benchmarks' flags: --batch, --patch (LR side), --rounds."""
+def parse_step_args(description: str, argv=None, model: str | None = None) -> argparse.Namespace:
+    """The step benchmarks' flags: --batch, --patch (LR side), --rounds; --model (a registered
+    name) where ``model`` gives its default."""
     parser = argparse.ArgumentParser(description=description)
+    if model is not None:
+        parser.add_argument("--model", default=model, help="a registered model name")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--patch", type=int, default=24, help="LR patch side")
     parser.add_argument("--rounds", type=int, default=15)
