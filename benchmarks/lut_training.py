@@ -77,6 +77,15 @@ def _step(net, jit: bool, batch: int, patch: int):
     return lambda: step().numpy()
 
 
+def step_timing(t: dict, batch: int, patch: int) -> dict:
+    """The step benchmarks' common row fields from one :func:`time_interleaved` entry."""
+    return {
+        "batch": f"{batch} of {patch}x{patch}",
+        "step_ms": t["median_ms"],
+        "min_ms": t["min_ms"],
+    }
+
+
 def run(batch: int, patch: int, rounds: int) -> list[dict]:
     import numpy as np
     import tensorflow as tf
@@ -105,9 +114,7 @@ def run(batch: int, patch: int, rounds: int) -> list[dict]:
                     "model": "rclut_x4",
                     "rc": method,
                     "jit": jit,
-                    "batch": f"{batch} of {patch}x{patch}",
-                    "step_ms": t["median_ms"],
-                    "min_ms": t["min_ms"],
+                    **step_timing(t, batch, patch),
                     "speedup": base / t["median_ms"],
                 }
             )

@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from benchmarks.common import print_table, time_interleaved, write_results  # noqa: E402
-from benchmarks.lut_training import _step, parse_step_args  # noqa: E402
+from benchmarks.lut_training import _step, parse_step_args, step_timing  # noqa: E402
 
 MODELS = ("rclut_x4", "rclut_wide_x4", "rclut_dense_x4")
 
@@ -42,9 +42,7 @@ def run(batch: int, patch: int, rounds: int) -> list[dict]:
     return [
         {
             "model": name,
-            "batch": f"{batch} of {patch}x{patch}",
-            "step_ms": t["median_ms"],
-            "min_ms": t["min_ms"],
+            **step_timing(t, batch, patch),
             "cost": t["median_ms"] / base,
         }
         for name, t in times.items()

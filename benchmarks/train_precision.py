@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from benchmarks.common import print_table, time_interleaved, write_results  # noqa: E402
-from benchmarks.lut_training import _step, parse_step_args  # noqa: E402
+from benchmarks.lut_training import _step, parse_step_args, step_timing  # noqa: E402
 
 POLICIES = ("float32", "mixed_bfloat16")
 
@@ -52,13 +52,10 @@ def run(model: str, batch: int, patch: int, rounds: int) -> list[dict]:
             "model": model,
             "policy": policy,
             "jit": jit,
-            "batch": f"{batch} of {patch}x{patch}",
-            "step_ms": t["median_ms"],
-            "min_ms": t["min_ms"],
-            "cost": t["median_ms"] / base,
+            **step_timing(times[label], batch, patch),
+            "cost": times[label]["median_ms"] / base,
         }
-        for label, t in times.items()
-        for policy, jit in [cases[label]]
+        for label, (policy, jit) in cases.items()
     ]
 
 
